@@ -1,0 +1,100 @@
+"""The application factory: ``create_app(overrides=None)``.
+
+Reads the settings (config.py), loads the municipality profile, binds the database,
+migrations and CSRF, registers the blueprints and CLI commands. Nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import INSTANCE_DIR, load_config
+from db import csrf, db, migrate
+from municipality import load_municipality
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.update(load_config())
+    if overrides:
+        app.config.update(overrides)
+    if not app.config.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY must be set (SYRENA_ENV=development makes one for local use).")
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a slow resident must not lose the form
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    proxies = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
+    if any(proxies.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **proxies)  # type: ignore[method-assign]
+
+    app.extensions["municipality"] = load_municipality(app.config["SYRENA_MUNICIPALITY"])
+
+    from providers.sms import sms_channel_from_config
+
+    app.extensions["sms"] = sms_channel_from_config(app.config)
+
+    db.init_app(app)
+    # Batch mode: SQLite can only change a table by copying it.
+    migrate.init_app(app, db, directory=str(app.root_path + "/migrations"), render_as_batch=True,
+                     compare_type=True)
+    csrf.init_app(app)
+
+    # Models must be imported before migrations or create_all look at the metadata.
+    import staff.models  # noqa: F401
+    import subscribers.models  # noqa: F401
+
+    from i18n import remember_language, select_language, t
+
+    app.before_request(select_language)
+    app.after_request(remember_language)
+    app.after_request(_security_headers)
+    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])
+
+    from subscribers import api, inbound, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(inbound.bp)
+    csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
+    csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature
+
+    from staff.cli import users_cli
+    from subscribers.cli import subscribers_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(subscribers_cli)
+
+    @app.get("/healthz")
+    def healthz():  # noqa: ANN202
+        db.session.execute(db.select(1))
+        return jsonify(status="ok")
+
+    return app
+
+
+def _security_headers(response):  # noqa: ANN001, ANN202
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    # Manage links carry a secret in the path; keep them out of shared caches.
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )
+    return response

@@ -1,0 +1,126 @@
+"""Every setting of Syrena, read from the environment in one place.
+
+A local ``.env`` file is honoured (python-dotenv) so a developer can keep settings out of the
+shell. Code never reads ``os.environ`` itself: it reads ``current_app.config``, and tests pass
+a dict of overrides to ``create_app``.
+
+A feature whose keys are missing is simply off (for example Twilio without credentials is a
+configuration error only when ``SMS_BACKEND=twilio``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent
+INSTANCE_DIR = ROOT / "instance"
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"Unexpected value {name}={raw!r}: use true or false")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Unexpected value {name}={raw!r}: a whole number is expected") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"Unexpected value {name}={raw!r}: a number is expected") from None
+
+
+def _str(name: str, default: str | None = None) -> str | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw
+
+
+def _secret(name: str) -> str | None:
+    """A secret from NAME, or from the file named by NAME_FILE (Docker/systemd secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return _str(name)
+
+
+def _dev_secret_key() -> str:
+    """A development key kept in instance/ so manage links survive a restart of `make run`."""
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / "dev-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def load_config() -> dict[str, Any]:
+    """Read the environment (and .env) into a dict of settings, with defaults."""
+    load_dotenv(ROOT / ".env", override=False)
+    env = _str("SYRENA_ENV", "production")
+    if env not in ("development", "production", "testing"):
+        raise ValueError(f"Unexpected value SYRENA_ENV={env!r}: development, production or testing")
+
+    secret_key = _secret("SECRET_KEY")
+    if not secret_key and env == "development":
+        secret_key = _dev_secret_key()
+
+    return {
+        "SYRENA_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": _str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'syrena.db'}"),
+        # Which municipality profile to load: a name under municipalities/ or a path to a TOML file.
+        "SYRENA_MUNICIPALITY": _str("SYRENA_MUNICIPALITY", "kozy"),
+        # Absolute base of the links we put into SMS and push (manage link, alert page).
+        "PUBLIC_BASE_URL": _str("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+        # Behind a TLS-terminating proxy set these to the number of proxies that set each header,
+        # or Twilio signatures (computed over the public https URL) never validate.
+        "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
+        "PROXY_FIX_X_PROTO": _int("PROXY_FIX_X_PROTO", 0),
+        "PROXY_FIX_X_HOST": _int("PROXY_FIX_X_HOST", 0),
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", env == "production"),
+        # --- residents ---
+        "ALLOWED_PHONE_REGIONS": (_str("ALLOWED_PHONE_REGIONS", "PL") or "PL").upper().split(","),
+        "VERIFY_CODE_TTL_SECONDS": _int("VERIFY_CODE_TTL_SECONDS", 600),
+        "VERIFY_MAX_ATTEMPTS": _int("VERIFY_MAX_ATTEMPTS", 5),
+        # Waits before a new code may be sent to the same number: 1st resend after 60 s, then
+        # 2 min, 4 min ... capped, so a bot cannot pump SMS to one number.
+        "VERIFY_RESEND_BASE_SECONDS": _int("VERIFY_RESEND_BASE_SECONDS", 60),
+        "VERIFY_RESEND_MAX_SECONDS": _int("VERIFY_RESEND_MAX_SECONDS", 1920),
+        # SMS-pumping defences: verification SMS per hour.
+        "RATE_LIMIT_CODES_PER_IP": _int("RATE_LIMIT_CODES_PER_IP", 5),
+        "RATE_LIMIT_CODES_PER_NUMBER": _int("RATE_LIMIT_CODES_PER_NUMBER", 3),
+        "RATE_LIMIT_CODES_PER_PREFIX": _int("RATE_LIMIT_CODES_PER_PREFIX", 10),
+        "VERIFICATION_SMS_HOURLY_BUDGET": _int("VERIFICATION_SMS_HOURLY_BUDGET", 200),
+        # --- SMS ---
+        "SMS_BACKEND": _str("SMS_BACKEND", "console"),
+        "TWILIO_ACCOUNT_SID": _str("TWILIO_ACCOUNT_SID"),
+        "TWILIO_AUTH_TOKEN": _secret("TWILIO_AUTH_TOKEN"),
+        "TWILIO_MESSAGING_SERVICE_SID": _str("TWILIO_MESSAGING_SERVICE_SID"),
+        "TWILIO_FROM": _str("TWILIO_FROM"),
+        "TWILIO_API_BASE": _str("TWILIO_API_BASE"),
+        "TWILIO_TIMEOUT": _float("TWILIO_TIMEOUT", 10.0),
+    }

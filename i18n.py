@@ -1,0 +1,78 @@
+"""User-facing text in Polish first, with English and Ukrainian.
+
+Catalogs are TOML files ``translations/<domain>.<lang>.toml`` (one domain per feature, so
+each can be edited alone); all domains of a language are merged. Polish is complete; the
+other languages fall back to Polish key by key. Pages pick the language from ``?lang=``, then the ``lang`` cookie, then
+the municipality's default; SMS use the resident's own language.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, g, has_request_context, request
+
+from municipality import LANGUAGES
+
+CATALOG_DIR = Path(__file__).resolve().parent / "translations"
+LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}
+
+
+@lru_cache(maxsize=None)
+def _catalog(lang: str) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: dict[str, Any]) -> None:
+        for k, v in node.items():
+            key = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict):
+                walk(key, v)
+            else:
+                flat[key] = str(v)
+
+    for path in sorted(CATALOG_DIR.glob(f"*.{lang}.toml")):
+        with path.open("rb") as fh:
+            walk("", tomllib.load(fh))
+    return flat
+
+
+def translate(key: str, lang: str, **params: Any) -> str:
+    """The text for `key` in `lang`, falling back to Polish; a missing key raises KeyError
+    in tests (so a typo cannot ship) and shows the key itself in production."""
+    text = _catalog(lang).get(key) or _catalog("pl").get(key)
+    if text is None:
+        if current_app and current_app.config.get("TESTING"):
+            raise KeyError(f"no translation for {key!r}")
+        return key
+    return text.format(**params) if params else text
+
+
+def current_language() -> str:
+    if has_request_context():
+        lang = getattr(g, "lang", None)
+        if lang:
+            return lang
+    return current_app.extensions["municipality"].default_language
+
+
+def t(key: str, **params: Any) -> str:
+    """Translate into the language of the current page."""
+    return translate(key, current_language(), **params)
+
+
+def select_language() -> None:
+    """before_request hook: choose the page language."""
+    asked = request.args.get("lang") or request.cookies.get("lang")
+    g.lang = asked if asked in LANGUAGES else current_app.extensions["municipality"].default_language
+    g.set_lang_cookie = request.args.get("lang") in LANGUAGES
+
+
+def remember_language(response):  # noqa: ANN001, ANN201
+    """after_request hook: keep an explicit language choice in a cookie."""
+    if getattr(g, "set_lang_cookie", False):
+        response.set_cookie("lang", g.lang, max_age=365 * 24 * 3600, samesite="Lax",
+                            secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return response

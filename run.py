@@ -1,0 +1,38 @@
+"""`make run`: the whole service on one machine for local use.
+
+Starts the scheduler (with the dispatcher) as a child process and the web server in this
+one, on http://127.0.0.1:5000, and stops both together. Production runs the same parts
+separately: gunicorn for the web, one `python scheduler.py` (see README).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from app import create_app
+from staff.cli import staff_count
+
+
+def main() -> None:
+    app = create_app()
+    with app.app_context():
+        if staff_count() == 0:
+            print(
+                "\n  No staff account yet. Create the first one (you will be asked for a password):\n"
+                "    .venv/bin/flask --app wsgi users create you@gmina.pl --role admin\n",
+                flush=True,
+            )
+    scheduler = subprocess.Popen([sys.executable, "scheduler.py"], env=os.environ.copy())
+    try:
+        print("  Syrena is running on http://127.0.0.1:5000 (SMS are printed here). Ctrl+C stops it.\n",
+              flush=True)
+        app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")), use_reloader=False, threaded=True)
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

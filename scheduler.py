@@ -1,0 +1,203 @@
+"""The one clock: ``python scheduler.py`` runs periodic jobs in a process of its own.
+
+APScheduler 3 job stores cannot be shared between processes, so exactly one scheduler may
+poll at a time. A second scheduler (started by mistake, or on a second machine) waits idle
+while the first holds the leader lock, and takes over when the first dies:
+
+- PostgreSQL: a session-level advisory lock, held by one connection for the life of the
+  process; the server releases it when that connection dies.
+- SQLite: an exclusive ``flock`` on ``instance/scheduler.lock`` (SQLite is single-machine).
+
+Every job runs in a fresh app context; a job that fails is logged and runs again next time;
+jobs run in a thread pool so a slow one never holds the others up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+from sqlalchemy import create_engine, text
+
+log = logging.getLogger("syrena.scheduler")
+
+# An arbitrary constant shared by every Syrena process: "the scheduler leader".
+ADVISORY_LOCK_KEY = 0x5359_5245  # "SYRE"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    func: Callable[[], Any]
+    seconds: float
+    jitter: float = 0.0
+
+
+def housekeeping() -> str:
+    """Drop expired rate-limit windows and old verification codes."""
+    from db import db, utcnow
+    from subscribers import ratelimit
+    from subscribers.models import Verification
+
+    now = utcnow()
+    counters = ratelimit.purge_old(now - timedelta(days=2))
+    codes = db.session.execute(
+        db.delete(Verification).where(Verification.created_at < now - timedelta(days=30))
+    ).rowcount
+    db.session.commit()
+    return f"purged {counters} rate counters, {codes} old codes"
+
+
+def jobs(app: Flask) -> list[Job]:
+    """Everything the clock runs, with its interval."""
+    return [Job("housekeeping", housekeeping, seconds=3600, jitter=60)]
+
+
+class LeaderLock:
+    """Held by at most one scheduler process at a time (see module docstring)."""
+
+    def __init__(self, database_url: str, lock_dir: Path) -> None:
+        self.database_url = database_url
+        self.lock_path = lock_dir / "scheduler.lock"
+        self._conn = None
+        self._engine = None
+        self._file = None
+
+    @property
+    def postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def try_acquire(self) -> bool:
+        if self.postgres:
+            if self._engine is None:
+                self._engine = create_engine(self.database_url, poolclass=None, pool_pre_ping=True)
+            conn = self._engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+            conn.commit()
+            if got:
+                self._conn = conn
+                return True
+            conn.close()
+            return False
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.lock_path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._file = fh
+        return True
+
+    def still_held(self) -> bool:
+        """False when the lock connection died (the server then released the lock)."""
+        if not self.postgres:
+            return self._file is not None
+        try:
+            assert self._conn is not None
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means we can no longer trust the lock
+            log.exception("lost the scheduler lock connection")
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._conn = None
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _run_in_context(app: Flask, job: Job) -> None:
+    from db import db
+
+    with app.app_context():
+        try:
+            result = job.func()
+            if result:
+                log.info("%s: %s", job.id, result)
+        except Exception:  # noqa: BLE001 - logged; the job runs again at its next time
+            log.exception("job %s failed", job.id)
+            db.session.rollback()
+        finally:
+            db.session.remove()
+
+
+def build_scheduler(app: Flask, job_list: list[Job]) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=max(4, len(job_list) + 1))},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        timezone="UTC",
+    )
+    for job in job_list:
+        scheduler.add_job(_run_in_context, "interval", args=(app, job), id=job.id,
+                          seconds=job.seconds, jitter=job.jitter or None, next_run_time=None)
+    return scheduler
+
+
+def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
+        on_leader: Callable[[], None] | None = None) -> None:
+    """Wait for the leader lock, run the jobs while holding it, stop when `stop` is set."""
+    lock = LeaderLock(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
+    job_list = jobs(app)
+    try:
+        while not stop.is_set():
+            if not lock.try_acquire():
+                log.info("another scheduler holds the lock; standing by")
+                stop.wait(poll_lock_seconds)
+                continue
+            log.info("scheduler lock acquired; running %d jobs", len(job_list))
+            if on_leader:
+                on_leader()
+            scheduler = build_scheduler(app, job_list)
+            scheduler.start()
+            # Run every job once at start, then on its interval.
+            for job in scheduler.get_jobs():
+                job.modify(next_run_time=_now())
+            while not stop.wait(poll_lock_seconds):
+                if not lock.still_held():
+                    break
+            scheduler.shutdown(wait=True)
+    finally:
+        lock.release()
+
+
+def _now():  # noqa: ANN202
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def main() -> None:
+    from app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(app, stop)
+    time.sleep(0)
+
+
+if __name__ == "__main__":
+    main()

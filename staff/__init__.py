@@ -1,0 +1,1 @@
+"""Gmina staff: accounts and roles. The admin screens build on this."""

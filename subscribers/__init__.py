@@ -1,0 +1,1 @@
+"""Residents: sign-up, verification, preferences, opt-out, consent ledger, inbound SMS."""

@@ -1,0 +1,156 @@
+"""JSON API v1 for a mobile app or the gmina's website.
+
+Errors are ``{"error": <stable code>, "message": <text in the asked language>, "field": ...}``;
+429 answers carry ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from i18n import translate
+from municipality import CATEGORIES, LANGUAGES
+from subscribers import service
+from subscribers.errors import SubscriptionError
+from subscribers.links import manage_url
+
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+
+def origin() -> service.Origin:
+    return service.Origin("api", ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+
+
+def _lang() -> str:
+    asked = request.args.get("lang") or request.headers.get("Accept-Language", "")[:2]
+    return asked if asked in LANGUAGES else current_app.extensions["municipality"].default_language
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise SubscriptionError("bad_request", detail="a JSON object is expected")
+    return data
+
+
+@bp.errorhandler(SubscriptionError)
+def _error(exc: SubscriptionError):  # noqa: ANN202
+    params = dict(exc.params)
+    if exc.retry_after:
+        params.setdefault("minutes", max(1, -(-exc.retry_after // 60)))
+        params.setdefault("seconds", exc.retry_after)
+    message = translate(f"error.{exc.code}", getattr(g, "lang", None) or _lang(),
+                        **{k: v for k, v in params.items() if k != "detail"})
+    body: dict[str, Any] = {"error": exc.code, "message": message}
+    if exc.field:
+        body["field"] = exc.field
+    if exc.retry_after:
+        body["retry_after"] = exc.retry_after
+    response = jsonify(body)
+    response.status_code = exc.status
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@bp.before_request
+def _api_language() -> None:
+    g.lang = _lang()
+
+
+@bp.get("/categories")
+def categories():  # noqa: ANN201
+    m = current_app.extensions["municipality"]
+    return jsonify(categories=[
+        {"code": c.code, "name": c.name(g.lang), "names": c.names, "has_levels": c.hazard,
+         "default": c.code in m.default_categories}
+        for c in (CATEGORIES[code] for code in m.categories)
+    ])
+
+
+@bp.get("/areas")
+def areas():  # noqa: ANN201
+    m = current_app.extensions["municipality"]
+    return jsonify(municipality={"name": m.name, "teryt": m.teryt},
+                   areas=[{"code": a.code, "name": a.name} for a in m.areas])
+
+
+def _preferences(data: dict[str, Any]) -> service.Preferences:
+    cats = data.get("categories")
+    if isinstance(cats, dict):  # {"weather": 2, "official": 1}: category -> lowest level
+        levels, names = cats, list(cats)
+    elif isinstance(cats, list) or cats is None:
+        levels, names = data.get("levels") or {}, cats or []
+    else:
+        raise SubscriptionError("category_unknown", field="categories", value=str(cats))
+    if not isinstance(levels, dict) or not all(isinstance(n, str) for n in names):
+        raise SubscriptionError("bad_request", field="categories")
+    areas = data.get("areas")
+    if areas is not None and (not isinstance(areas, list) or not all(isinstance(a, str) for a in areas)):
+        raise SubscriptionError("bad_request", field="areas")
+    return service.parse_preferences(names, levels, areas, data.get("language"))
+
+
+@bp.post("/subscriptions")
+def subscribe():  # noqa: ANN201
+    """Start a subscription: 202 and a code goes by SMS (same answer for a known number)."""
+    data = _body()
+    prefs = _preferences(data)
+    phone = service.request_subscription(data.get("phone"), prefs, data.get("consent") is True, origin())
+    return jsonify(status="code_sent", phone=phone,
+                   expires_in=current_app.config["VERIFY_CODE_TTL_SECONDS"]), 202
+
+
+@bp.post("/subscriptions/verify")
+def verify():  # noqa: ANN201
+    data = _body()
+    code = data.get("code")
+    subscriber = service.verify_code(data.get("phone"), str(code) if code is not None else None, origin())
+    return jsonify(status=subscriber.status, manage_url=manage_url(subscriber),
+                   categories=subscriber.category_levels(), areas=subscriber.area_codes(),
+                   language=subscriber.language)
+
+
+@bp.post("/subscriptions/manage-code")
+def manage_code():  # noqa: ANN201
+    """Lost the link: text a code to a subscribed number (same answer for any number)."""
+    data = _body()
+    phone = service.request_manage_code(data.get("phone"), origin())
+    return jsonify(status="code_sent_if_subscribed", phone=phone), 202
+
+
+def _subscriber_for(token: str):  # noqa: ANN202
+    from subscribers.links import subscriber_for_token
+
+    subscriber = subscriber_for_token(token)
+    if subscriber is None:
+        raise SubscriptionError("link_invalid", status=404)
+    return subscriber
+
+
+def _state(subscriber) -> dict[str, Any]:  # noqa: ANN001
+    return {"status": subscriber.status, "categories": subscriber.category_levels(),
+            "areas": subscriber.area_codes(), "language": subscriber.language}
+
+
+@bp.get("/subscriptions/<token>")
+def show(token: str):  # noqa: ANN201
+    return jsonify(_state(_subscriber_for(token)))
+
+
+@bp.put("/subscriptions/<token>")
+def change(token: str):  # noqa: ANN201
+    subscriber = _subscriber_for(token)
+    data = _body()
+    data.setdefault("language", subscriber.language)
+    service.update_preferences(subscriber, _preferences(data), origin())
+    return jsonify(_state(subscriber))
+
+
+@bp.delete("/subscriptions/<token>")
+def leave(token: str):  # noqa: ANN201
+    subscriber = _subscriber_for(token)
+    service.opt_out(subscriber, origin(), detail="API")
+    return jsonify(_state(subscriber))

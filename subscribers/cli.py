@@ -1,0 +1,50 @@
+"""`flask subscribers ...`: staff answer residents' GDPR requests from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from db import db
+from subscribers import service
+from subscribers.errors import SubscriptionError
+from subscribers.models import Subscriber
+from subscribers.phone import mask_phone, normalize_phone
+
+subscribers_cli = AppGroup("subscribers", help="Residents' data: export and erase.")
+
+
+def _find(phone_raw: str) -> Subscriber:
+    try:
+        # Any country: a resident may have subscribed before the allowed list changed.
+        phone = normalize_phone(phone_raw, [current_app.config["ALLOWED_PHONE_REGIONS"][0]])
+    except SubscriptionError:
+        phone = phone_raw.strip()
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone == phone))
+    if subscriber is None:
+        raise click.ClickException(f"No subscriber with the number {phone_raw}.")
+    return subscriber
+
+
+@subscribers_cli.command("export")
+@click.argument("phone")
+def export_command(phone: str) -> None:
+    """Print everything Syrena holds about PHONE as JSON (GDPR access request)."""
+    click.echo(json.dumps(service.export_data(_find(phone)), ensure_ascii=False, indent=2))
+
+
+@subscribers_cli.command("erase")
+@click.argument("phone")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_command(phone: str, yes: bool) -> None:
+    """Delete PHONE and everything tied to it, consent history included (GDPR erasure)."""
+    subscriber = _find(phone)
+    masked = mask_phone(subscriber.phone)
+    if not yes:
+        click.confirm(f"Erase {masked} and all their data? This cannot be undone", abort=True)
+    service.erase(subscriber)
+    click.echo(f"Erased {masked}.")

@@ -1,0 +1,109 @@
+"""Residents' SMS keywords: START [area], STOP and its Polish forms, POMOC/HELP.
+
+Matching ignores case, diacritics and punctuation ("Rezygnacja!", "wypisz", "stop sms").
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from alerts.sms_text import fit_sms, transliterate
+from db import db
+from i18n import translate
+from providers.twilio_webhooks import InboundMessage
+from subscribers import service
+from subscribers.errors import SubscriptionError
+from subscribers.links import manage_url
+from subscribers.models import InboundSms, Subscriber
+from subscribers.phone import normalize_phone
+
+STOP_WORDS = {"STOP", "NIE", "WYPISZ", "REZYGNACJA", "STOPSMS", "KONIEC", "UNSUBSCRIBE", "STOPALL", "QUIT",
+              "CANCEL", "END", "OPTOUT", "REVOKE"}
+# Residents write inflected forms: "Rezygnuję", "wypisuję się", "wypisać".
+STOP_PREFIXES = ("REZYGN", "WYPIS")
+START_WORDS = {"START", "TAK", "ZAPISZ", "YES", "UNSTOP"}
+HELP_WORDS = {"POMOC", "HELP", "INFO"}
+
+
+def classify(body: str) -> tuple[str, str | None]:
+    """("stop" | "start" | "help" | "unknown", argument) for an SMS body."""
+    words = re.sub(r"[^A-Z0-9 ]", " ", transliterate(body).upper()).split()
+    if not words:
+        return "unknown", None
+    first = words[0]
+    if "".join(words[:2]) in STOP_WORDS or first in STOP_WORDS or first.startswith(STOP_PREFIXES):
+        return "stop", None
+    if first in START_WORDS:
+        return "start", words[1] if len(words) > 1 else None
+    if first in HELP_WORDS:
+        return "help", None
+    return "unknown", None
+
+
+def _reply(key: str, lang: str, **params: str) -> str:
+    m = current_app.extensions["municipality"]
+    text = translate(f"sms.{key}", lang, gmina=m.name, **params)
+    # Replies are paid SMS too: GSM-7 and at most 2 segments (Ukrainian stays Cyrillic).
+    return fit_sms(text, max_segments=2, keep_diacritics=(lang == "uk"))
+
+
+def handle_inbound(message: InboundMessage) -> str | None:
+    """Act on one incoming SMS and return the reply text (None: no reply).
+
+    A webhook Twilio retries is handled once (InboundSms.provider_ref is unique).
+    """
+    m = current_app.extensions["municipality"]
+    action, argument = classify(message.body)
+    db.session.add(InboundSms(provider_ref=message.provider_ref, from_phone=message.from_phone[:32],
+                              body=message.body[:1600], action=action))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return None  # already handled this very message
+
+    origin = service.Origin("sms")
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone == message.from_phone))
+    lang = subscriber.language if subscriber else m.default_language
+    # With Advanced Opt-Out, Twilio already answered the keyword itself.
+    silent = message.opt_out_type is not None
+
+    if action == "stop":
+        changed = subscriber is not None and service.opt_out(subscriber, origin, detail=message.body[:80])
+        db.session.commit()
+        return _reply("stopped", lang) if changed and not silent else None
+
+    if action == "help":
+        db.session.commit()
+        return None if silent else _reply("help", lang, site=current_app.config["PUBLIC_BASE_URL"])
+
+    if action == "start":
+        try:
+            phone = normalize_phone(message.from_phone, current_app.config["ALLOWED_PHONE_REGIONS"])
+            subscriber, outcome = service.keyword_signup(phone, argument, origin)
+        except SubscriptionError as exc:
+            db.session.rollback()
+            db.session.add(InboundSms(provider_ref=message.provider_ref, from_phone=message.from_phone[:32],
+                                      body=message.body[:1600], action=f"start:{exc.code}"))
+            db.session.commit()
+            if exc.code == "area_unknown":
+                codes = [a.code for a in m.areas]
+                return _reply("area_unknown", lang, area=argument or "", codes=", ".join(codes),
+                              example=codes[0])
+            return translate(f"error.{exc.code}", lang, **{k: str(v) for k, v in exc.params.items()})
+        link = manage_url(subscriber)
+        lang = subscriber.language
+        if outcome == "area_changed":
+            area = m.area(argument or "")
+            return _reply("area_added", lang, area=area.name if area else "", link=link)
+        if silent and outcome != "already":
+            return None
+        return _reply({"subscribed": "subscribed", "resumed": "resumed", "already": "already"}[outcome],
+                      lang, link=link)
+
+    db.session.commit()
+    return _reply("unknown", lang)

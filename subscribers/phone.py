@@ -1,0 +1,53 @@
+"""Phone numbers: parse what a resident typed into E.164, and refuse what cannot get an SMS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+from subscribers.errors import SubscriptionError
+
+# Types that can receive an SMS. FIXED_LINE_OR_MOBILE is how some countries (not Poland) mark
+# ranges that may be either; Polish numbers are always told apart.
+_SMS_CAPABLE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def normalize_phone(raw: str | None, allowed_regions: Iterable[str], *, field: str = "phone") -> str:
+    """Return the number in E.164, or raise SubscriptionError with one of the codes
+    ``phone_missing``, ``phone_invalid``, ``phone_country`` (outside the allowed countries),
+    ``phone_not_mobile`` (landline, toll-free, premium, VoIP, pager: no SMS, or SMS-pumping bait).
+    A number without a country prefix is read as Polish."""
+    text = (raw or "").strip()
+    if not text:
+        raise SubscriptionError("phone_missing", field=field)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, "PL")
+    except NumberParseException:
+        raise SubscriptionError("phone_invalid", field=field) from None
+    if not phonenumbers.is_valid_number(number):
+        raise SubscriptionError("phone_invalid", field=field)
+    region = phonenumbers.region_code_for_number(number)
+    allowed = [r.strip().upper() for r in allowed_regions if r.strip()]
+    if region not in allowed:
+        raise SubscriptionError("phone_country", field=field, countries=", ".join(allowed))
+    if phonenumbers.number_type(number) not in _SMS_CAPABLE:
+        raise SubscriptionError("phone_not_mobile", field=field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(e164: str | None) -> str:
+    """+48501234567 -> +48 501 *** 567: enough for a resident to recognise their own number."""
+    if not e164:
+        return ""
+    if len(e164) < 8:
+        return "***"
+    return f"{e164[:3]} {e164[3:6]} *** {e164[-3:]}"
+
+
+def number_prefix(e164: str) -> str:
+    """The range a number belongs to (all but the last 4 digits): SMS-pumping bots walk ranges."""
+    return e164[:-4]

@@ -1,0 +1,152 @@
+"""Test fixtures: a real app on a real database, with real HTTP to local fakes.
+
+The database is SQLite in a temporary folder, or PostgreSQL when ``TEST_DATABASE_URL`` is
+set (CI runs the suite once on each). The schema is created once per session; every test
+starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from db import db
+from tests.fakes.twilio_api import FakeTwilio
+
+SHARED_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "feeds"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'syrena-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url: str) -> Iterator[None]:
+    """Create every table once (fresh), drop them at the end."""
+    app = create_app(_base_config(database_url))
+    with app.app_context():
+        db.drop_all()
+        _drop_alembic_version()
+        db.create_all()
+    yield
+    with app.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+def _drop_alembic_version() -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _base_config(database_url: str) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SYRENA_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SYRENA_MUNICIPALITY": "kozy",
+        "PUBLIC_BASE_URL": "https://alerty.example.pl",
+        "SMS_BACKEND": "console",
+        "WTF_CSRF_ENABLED": False,
+        "SESSION_COOKIE_SECURE": False,
+    }
+
+
+def _empty_tables() -> None:
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        with db.engine.begin() as conn:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def twilio(fake_twilio: FakeTwilio) -> FakeTwilio:
+    """The fake Twilio API, emptied for this test."""
+    fake_twilio.reset()
+    return fake_twilio
+
+
+@pytest.fixture
+def make_app(database_url: str, _schema: None, twilio: FakeTwilio) -> Iterator[Callable[..., Flask]]:
+    """Build an app with overrides (its app context is pushed for the test); SMS go through
+    the real twilio SDK to the fake Twilio."""
+    apps: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        config = _base_config(database_url)
+        config.update({
+            "SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "TWILIO_MESSAGING_SERVICE_SID": "MG" + "0" * 32,
+            "TWILIO_API_BASE": twilio.base_url,
+            "TWILIO_TIMEOUT": 5.0,
+        })
+        config.update(overrides)
+        app = create_app(config)
+        context = app.app_context()
+        context.push()
+        apps.append((app, context))
+        return app
+
+    yield factory
+    for app, context in reversed(apps):
+        context.pop()
+    for app, _ in apps[:1]:
+        with app.app_context():
+            _empty_tables()
+    for app, _ in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):  # noqa: ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):  # noqa: ANN201
+    return app.test_cli_runner()
+
+
+def last_code(twilio: FakeTwilio, phone: str) -> str:
+    """The verification code most recently texted to `phone` through the fake Twilio."""
+    import re
+
+    for message in reversed(twilio.messages):
+        if message["To"] == phone:
+            match = re.search(r"\b(\d{6})\b", message["Body"])
+            if match:
+                return match.group(1)
+    raise AssertionError(f"no code was texted to {phone}; sent: {twilio.messages!r}")
