@@ -45,7 +45,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from providers.sms import sms_channel_from_config
 
+    from providers.webpush import WebPushChannel
+
     app.extensions["sms"] = sms_channel_from_config(app.config)
+    # None when no VAPID keys are configured: push is then simply off.
+    app.extensions["webpush"] = WebPushChannel.from_config(app.config)
 
     db.init_app(app)
     # Batch mode: SQLite can only change a table by copying it.
@@ -54,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     # Models must be imported before migrations or create_all look at the metadata.
+    import alerts.models  # noqa: F401
     import staff.models  # noqa: F401
     import subscribers.models  # noqa: F401
 
@@ -62,21 +67,31 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.before_request(select_language)
     app.after_request(remember_language)
     app.after_request(_security_headers)
-    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])
+    from alerts.cli import alerts_cli, dispatch_command, local_time
 
+    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])
+    app.jinja_env.filters["local_time"] = local_time
+
+    from alerts import receipts
+    from alerts import views as alert_views
     from subscribers import api, inbound, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(alert_views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(inbound.bp)
+    app.register_blueprint(receipts.bp)
     csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
     csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature
+    csrf.exempt(receipts.bp)
 
     from staff.cli import users_cli
     from subscribers.cli import subscribers_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(subscribers_cli)
+    app.cli.add_command(alerts_cli)
+    app.cli.add_command(dispatch_command)
 
     @app.get("/healthz")
     def healthz():  # noqa: ANN202

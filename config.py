@@ -123,4 +123,27 @@ def load_config() -> dict[str, Any]:
         "TWILIO_FROM": _str("TWILIO_FROM"),
         "TWILIO_API_BASE": _str("TWILIO_API_BASE"),
         "TWILIO_TIMEOUT": _float("TWILIO_TIMEOUT", 10.0),
+        # Longer texts are cut at a word boundary with a link to the full alert.
+        "SMS_MAX_SEGMENTS": _int("SMS_MAX_SEGMENTS", 2),
+        # --- web push (off unless both keys are set; `flask webpush keys` makes them) ---
+        "VAPID_PRIVATE_KEY": _secret("VAPID_PRIVATE_KEY"),
+        "VAPID_PUBLIC_KEY": _str("VAPID_PUBLIC_KEY"),
+        "VAPID_SUBJECT": _str("VAPID_SUBJECT"),
+        "WEBPUSH_TIMEOUT": _float("WEBPUSH_TIMEOUT", 10.0),
+        # How long a push service keeps a message for a phone that is offline.
+        "WEBPUSH_TTL": _int("WEBPUSH_TTL", 86400),
+        # Override the profile's quiet hours: "22:00-07:00", or "off". Empty: the profile's.
+        "QUIET_HOURS": _str("QUIET_HOURS"),
+        # --- dispatcher ---
+        # Per dispatcher process: with N dispatchers, set the provider's limit divided by N.
+        "SMS_RATE_PER_SECOND": _float("SMS_RATE_PER_SECOND", 10.0),
+        "PUSH_RATE_PER_SECOND": _float("PUSH_RATE_PER_SECOND", 100.0),
+        "DISPATCH_BATCH_SIZE": _int("DISPATCH_BATCH_SIZE", 200),
+        "DISPATCH_CONCURRENCY": _int("DISPATCH_CONCURRENCY", 32),
+        "DISPATCH_RETRY_BASE_SECONDS": _float("DISPATCH_RETRY_BASE_SECONDS", 5.0),
+        "DISPATCH_RETRY_MAX_SECONDS": _float("DISPATCH_RETRY_MAX_SECONDS", 600.0),
+        "DISPATCH_MAX_ATTEMPTS": _int("DISPATCH_MAX_ATTEMPTS", 8),
+        # A delivery still 'sending' after this long belongs to a dead dispatcher: reconcile it.
+        "DISPATCH_STALE_SECONDS": _int("DISPATCH_STALE_SECONDS", 120),
+        "DISPATCH_UNCERTAIN_SECONDS": _int("DISPATCH_UNCERTAIN_SECONDS", 30),
     }

@@ -94,13 +94,31 @@ class Municipality:
     def offered_categories(self) -> list[Category]:
         return [CATEGORIES[c] for c in self.categories]
 
-    def in_quiet_hours(self, local: time) -> bool:
-        """True when `local` (the gmina's wall-clock time) falls in the quiet hours."""
-        if self.quiet_start is None or self.quiet_end is None:
-            return False
-        if self.quiet_start <= self.quiet_end:
-            return self.quiet_start <= local < self.quiet_end
-        return local >= self.quiet_start or local < self.quiet_end  # spans midnight
+
+def quiet_hours(config_value: str | None, municipality: Municipality) -> tuple[time, time] | None:
+    """The quiet hours in force: the QUIET_HOURS setting ("22:00-07:00" or "off") if given,
+    else the profile's. None: no quiet hours."""
+    if config_value is None or not config_value.strip():
+        if municipality.quiet_start is None or municipality.quiet_end is None:
+            return None
+        return municipality.quiet_start, municipality.quiet_end
+    if config_value.strip().lower() == "off":
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in config_value.split("-"))
+    except ValueError:
+        raise ValueError(f"QUIET_HOURS must look like 22:00-07:00 or off, not {config_value!r}") from None
+    return start, end
+
+
+def in_quiet_hours(hours: tuple[time, time] | None, local: time) -> bool:
+    """True when `local` (the gmina's wall-clock time) falls in the quiet hours."""
+    if hours is None:
+        return False
+    start, end = hours
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # spans midnight
 
 
 class ProfileError(ValueError):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from app import create_app
 from db import db
@@ -24,13 +24,27 @@ SHARED_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "feeds"
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite in a temp folder, or a throwaway PostgreSQL database created next to the one
+    TEST_DATABASE_URL names (so two test runs at once never share tables)."""
     url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
-        return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'syrena-test.db'}"
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'syrena-test.db'}"
+        return
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    base = make_url(url)
+    name = f"{base.database}_syrena_{os.getpid()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +77,8 @@ def _base_config(database_url: str) -> dict[str, Any]:
         "SMS_BACKEND": "console",
         "WTF_CSRF_ENABLED": False,
         "SESSION_COOKIE_SECURE": False,
+        # Tests must not depend on the time of day; the quiet-hours tests set them explicitly.
+        "QUIET_HOURS": "off",
     }
 
 

@@ -1,0 +1,167 @@
+"""`flask alerts ...` and `flask dispatch`: the operators' way when the web is down."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from alerts import publish as lifecycle
+from alerts.figures import BUCKET_ORDER, delivery_figures
+from alerts.models import KIND_CANCEL, KIND_UPDATE, Alert
+from db import db, utcnow
+from i18n import translate
+
+alerts_cli = AppGroup("alerts", help="Publish and follow alerts.")
+
+
+def _duration(raw: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*([mhd])\s*", raw or "")
+    if not match:
+        raise click.BadParameter("use a number with m, h or d, e.g. 90m, 6h, 2d")
+    n, unit = int(match.group(1)), match.group(2)
+    return timedelta(minutes=n) if unit == "m" else timedelta(hours=n) if unit == "h" else timedelta(days=n)
+
+
+def _fail(exc: lifecycle.AlertError) -> click.ClickException:
+    params = {k: v for k, v in exc.params.items()}
+    return click.ClickException(translate(f"error.{exc.code}", "en", **params) + f" ({exc.code})")
+
+
+def _areas(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    return [a.strip().upper() for a in raw.split(",") if a.strip()]
+
+
+def _print_figures(alert: Alert) -> None:
+    figures = delivery_figures(alert.id)
+    click.echo(f"Alert {alert.id} [{alert.status}] {alert.category}"
+               f"{' level ' + str(alert.level) if alert.level else ''}: {alert.title('pl')}")
+    header = f"{'':10}" + "".join(f"{b:>10}" for b in ("total", *BUCKET_ORDER))
+    click.echo(header)
+    for name, row in sorted(figures["by_channel"].items()):
+        click.echo(f"{name:10}" + "".join(f"{row.get(b, 0):>10}" for b in ("total", *BUCKET_ORDER)))
+    for name, row in sorted(figures["by_area"].items()):
+        click.echo(f"{'area ' + name:10}" + "".join(f"{row.get(b, 0):>10}" for b in ("total", *BUCKET_ORDER)))
+    click.echo(f"SMS segments: {figures['sms_segments']}")
+
+
+@alerts_cli.command("send")
+@click.option("--category", required=True, help="weather, hydro, air, emergency, official, events, utilities")
+@click.option("--level", type=int, help="1-3 for weather, hydro and air")
+@click.option("--areas", help="Comma-separated area codes; the whole gmina when omitted.")
+@click.option("--title", required=True, help="Polish title.")
+@click.option("--text", "text_pl", required=True, help="Polish text.")
+@click.option("--title-en")
+@click.option("--text-en")
+@click.option("--title-uk")
+@click.option("--text-uk")
+@click.option("--expires-in", help="How long it is valid, e.g. 6h (default: no end).")
+@click.option("--channels", default="sms,push", show_default=True)
+@click.option("--keep-diacritics", is_flag=True, help="Send Polish letters (UCS-2: 2-3x the SMS cost).")
+def send_command(category: str, level: int | None, areas: str | None, title: str, text_pl: str,
+                 title_en: str | None, text_en: str | None, title_uk: str | None, text_uk: str | None,
+                 expires_in: str | None, channels: str, keep_diacritics: bool) -> None:
+    """Publish an alert now; prints its id and how many deliveries were queued."""
+    now = utcnow()
+    draft = lifecycle.Draft(
+        category=category, level=level, areas=_areas(areas),
+        titles={"pl": title, "en": title_en or "", "uk": title_uk or ""},
+        texts={"pl": text_pl, "en": text_en or "", "uk": text_uk or ""},
+        channels=[c.strip() for c in channels.split(",") if c.strip()],
+        starts_at=now, expires_at=now + _duration(expires_in) if expires_in else None,
+        keep_diacritics=keep_diacritics,
+    )
+    try:
+        alert = lifecycle.create_alert(draft)
+        counts = lifecycle.publish(alert, now)
+    except lifecycle.AlertError as exc:
+        db.session.rollback()
+        raise _fail(exc) from None
+    detail = ", ".join(f"{c} {n}" for c, n in counts.items())
+    click.echo(f"Alert {alert.id} published: {sum(counts.values())} deliveries queued ({detail}).")
+
+
+@alerts_cli.command("show")
+@click.argument("alert_id", type=int)
+def show_command(alert_id: int) -> None:
+    """Print an alert's delivery figures per channel and per area."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise click.ClickException(f"No alert {alert_id}.")
+    _print_figures(alert)
+
+
+def _follow_up(alert_id: int, kind: str, title: str | None, text: str) -> None:
+    parent = db.session.get(Alert, alert_id)
+    if parent is None:
+        raise click.ClickException(f"No alert {alert_id}.")
+    draft = lifecycle.Draft(category=parent.category, level=parent.level, areas=parent.areas,
+                            titles={"pl": title or parent.title("pl")}, texts={"pl": text},
+                            channels=parent.channels, starts_at=utcnow(), expires_at=parent.expires_at)
+    try:
+        alert = lifecycle.follow_up(parent, kind, draft)
+        counts = lifecycle.publish(alert)
+    except lifecycle.AlertError as exc:
+        db.session.rollback()
+        raise _fail(exc) from None
+    click.echo(f"Alert {alert.id} ({kind} of {parent.id}) published: {sum(counts.values())} deliveries queued.")
+
+
+@alerts_cli.command("update")
+@click.argument("alert_id", type=int)
+@click.option("--title")
+@click.option("--text", required=True, help="The corrected Polish text.")
+def update_command(alert_id: int, title: str | None, text: str) -> None:
+    """Send a correction to everyone who got ALERT_ID (and to new matches)."""
+    _follow_up(alert_id, KIND_UPDATE, title, text)
+
+
+@alerts_cli.command("cancel")
+@click.argument("alert_id", type=int)
+@click.option("--text", default="Komunikat jest nieaktualny.", show_default=True)
+def cancel_command(alert_id: int, text: str) -> None:
+    """Withdraw ALERT_ID: tell exactly those who got it, and stop what is still queued."""
+    _follow_up(alert_id, KIND_CANCEL, None, text)
+
+
+@click.command("dispatch")
+@click.option("--once", is_flag=True, help="Send what is due now, then stop.")
+def dispatch_command(once: bool) -> None:
+    """Run the dispatcher (the scheduler also runs one). Several may run on PostgreSQL."""
+    from alerts.dispatcher import Dispatcher
+    from alerts.receipts import reconcile_stuck
+
+    dispatcher = Dispatcher(current_app._get_current_object())  # type: ignore[attr-defined]
+    if once:
+        reconcile_stuck()
+        total = 0
+        while handled := dispatcher.run_once():
+            total += handled
+        dispatcher.close()
+        click.echo(f"Handled {total} deliveries.")
+        return
+    stop = threading.Event()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        dispatcher.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def local_time(value: datetime | None) -> str:
+    """Jinja filter: an aware UTC time as the gmina's wall clock, e.g. 15.08.2026 13:00."""
+    if value is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(current_app.extensions["municipality"].timezone)
+    return value.astimezone(zone).strftime("%d.%m.%Y %H:%M")
+

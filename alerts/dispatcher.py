@@ -1,0 +1,376 @@
+"""The dispatcher: takes due deliveries from the outbox and hands them to the channels.
+
+One cycle:
+1. Claim a batch: one UPDATE ... WHERE id IN (SELECT ... ORDER BY priority DESC, id LIMIT n)
+   sets status 'sending' and is committed *before* any provider call. On PostgreSQL the
+   inner SELECT uses FOR UPDATE SKIP LOCKED, so several dispatchers on several machines
+   share the work and never claim the same row; on SQLite the single writer serialises
+   claims, so one dispatcher (or several) is safe too.
+2. Send the batch concurrently (a thread pool; providers never touch the database), within
+   each channel's rate limit.
+3. Record every outcome in one transaction (bulk UPDATE + delivery events).
+
+Guarantee (see README, "Delivery guarantee"): every matching resident gets each message
+at least once per channel, and -- provided the provider can be asked what it sent --
+exactly once, even when a dispatcher is killed at any point: rows left in 'sending' (or
+'uncertain' after a timeout) are reconciled with the provider before being sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from sqlalchemy import insert, select, update
+
+from alerts import render
+from alerts.models import (
+    CANCELLED,
+    DELIVERY_EXPIRED,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNCERTAIN,
+    UPDATED,
+    Alert,
+    Delivery,
+    DeliveryEvent,
+)
+from db import db, utcnow
+from municipality import in_quiet_hours, quiet_hours
+from providers.sms import ProviderError, SmsMessage
+from subscribers.models import ACTIVE, PushSubscription, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class RateLimiter:
+    """A token bucket shared by the sending threads: at most `rate` sends per second.
+
+    The limit is per dispatcher process; with N dispatchers set it to the account's rate / N.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            time.sleep(wait)
+
+
+@dataclass
+class Job:
+    delivery_id: int
+    channel: str
+    attempts: int
+    alert: Alert
+    subscriber_id: int | None
+    phone: str | None
+    language: str
+    # Filled by prepare(): what to send, or why not.
+    sms: SmsMessage | None = None
+    push: Any = None
+    push_targets: list[tuple[int, dict[str, Any]]] | None = None
+    skip: tuple[str, str] | None = None  # (status, reason)
+
+
+@dataclass
+class Outcome:
+    job: Job
+    provider_ref: str | None = None
+    segments: int | None = None
+    error: ProviderError | None = None
+    gone_push_ids: tuple[int, ...] = ()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Dispatcher:
+    """Runs claim -> send -> record cycles for one process. Thread-safe to stop."""
+
+    def __init__(self, app: Flask, *, worker_id: str | None = None) -> None:
+        cfg = app.config
+        self.app = app
+        self.worker_id = worker_id or worker_name()
+        self.batch_size = int(cfg.get("DISPATCH_BATCH_SIZE", 200))
+        self.concurrency = int(cfg.get("DISPATCH_CONCURRENCY", 32))
+        self.retry_base = float(cfg.get("DISPATCH_RETRY_BASE_SECONDS", 5))
+        self.retry_cap = float(cfg.get("DISPATCH_RETRY_MAX_SECONDS", 600))
+        self.max_attempts = int(cfg.get("DISPATCH_MAX_ATTEMPTS", 8))
+        self.limits = {"sms": RateLimiter(float(cfg.get("SMS_RATE_PER_SECOND", 10))),
+                       "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100)))}
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send")
+        self.sms = app.extensions["sms"]
+        self.webpush = app.extensions.get("webpush")
+        municipality = app.extensions["municipality"]
+        self.municipality = municipality
+        self.zone = ZoneInfo(municipality.timezone)
+        self.quiet_hours = quiet_hours(cfg.get("QUIET_HOURS"), municipality)
+        self.public_base = cfg["PUBLIC_BASE_URL"].rstrip("/")
+
+    # --- 1. claim -----------------------------------------------------------------------
+
+    def in_quiet_hours(self, now: datetime) -> bool:
+        return in_quiet_hours(self.quiet_hours, now.astimezone(self.zone).time())
+
+    def claim(self, now: datetime) -> list[int]:
+        """Mark up to batch_size due deliveries as ours ('sending') and commit."""
+        due = select(Delivery.id).where(Delivery.status == PENDING, Delivery.next_attempt_at <= now)
+        if self.in_quiet_hours(now):
+            due = due.where(Delivery.quiet.is_(False))
+        due = due.order_by(Delivery.priority.desc(), Delivery.id).limit(self.batch_size)
+        if db.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        stmt = (
+            update(Delivery.__table__)
+            .where(Delivery.__table__.c.id.in_(due.scalar_subquery()))
+            .values(status=SENDING, claimed_at=now, claimed_by=self.worker_id,
+                    attempts=Delivery.__table__.c.attempts + 1, updated_at=now)
+            .returning(Delivery.__table__.c.id)
+        )
+        ids = list(db.session.execute(stmt).scalars())
+        db.session.commit()
+        return ids
+
+    # --- 2. prepare and send ----------------------------------------------------------------
+
+    def load(self, ids: list[int]) -> list[Job]:
+        rows = db.session.execute(
+            select(Delivery.id, Delivery.channel, Delivery.attempts, Delivery.alert_id,
+                   Subscriber.id, Subscriber.phone, Subscriber.language, Subscriber.status)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.priority.desc(), Delivery.id)  # the most urgent leave first
+        ).all()
+        alert_ids = {r[3] for r in rows}
+        alerts = {a.id: a for a in db.session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))}
+        jobs = []
+        for d_id, channel, attempts, alert_id, s_id, phone, lang, s_status in rows:
+            job = Job(d_id, channel, attempts, alerts[alert_id], s_id, phone, lang or "pl")
+            if s_id is None or s_status != ACTIVE:
+                job.skip = (SKIPPED, "resident left")
+            jobs.append(job)
+        return jobs
+
+    def prepare(self, jobs: list[Job], now: datetime) -> None:
+        """Decide per job what goes out; texts are rendered once per (alert, language)."""
+        sms_cache: dict[tuple[int, str], str] = {}
+        push_cache: dict[tuple[int, str], Any] = {}
+        push_ids = [j.subscriber_id for j in jobs if j.channel == "push" and not j.skip]
+        targets: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        if push_ids:
+            for sub in db.session.scalars(select(PushSubscription).where(
+                    PushSubscription.subscriber_id.in_(push_ids))):
+                targets.setdefault(sub.subscriber_id, []).append((sub.id, sub.subscription_info()))
+        for job in jobs:
+            alert = job.alert
+            if job.skip:
+                continue
+            if alert.status in (CANCELLED, UPDATED):
+                job.skip = (SKIPPED, "superseded")
+                continue
+            if alert.status == EXPIRED or (alert.expires_at is not None and alert.expires_at <= now):
+                job.skip = (DELIVERY_EXPIRED, "alert expired before sending")
+                continue
+            key = (alert.id, job.language)
+            if job.channel == "sms":
+                if not job.phone:
+                    job.skip = (SKIPPED, "no phone")
+                    continue
+                if key not in sms_cache:
+                    sms_cache[key] = render.sms_body(alert, job.language)
+                validity = None
+                if alert.expires_at is not None:
+                    # Twilio drops it from its queue rather than deliver a stale warning late.
+                    validity = int(min(36000, max(1, (alert.expires_at - now).total_seconds())))
+                job.sms = SmsMessage(
+                    to=job.phone, body=sms_cache[key], validity_seconds=validity, reference=str(job.delivery_id),
+                    status_callback=f"{self.public_base}/webhooks/twilio/status?d={job.delivery_id}",
+                )
+            else:
+                if self.webpush is None:
+                    job.skip = (SKIPPED, "web push is off")
+                    continue
+                job.push_targets = targets.get(job.subscriber_id or -1, [])
+                if not job.push_targets:
+                    job.skip = (SKIPPED, "no push subscription")
+                    continue
+                if key not in push_cache:
+                    push_cache[key] = render.push_message(alert, job.language)
+                job.push = push_cache[key]
+
+    def send(self, job: Job) -> Outcome:
+        """Runs in a pool thread: talks to one provider, never to the database."""
+        self.limits[job.channel].acquire()
+        if job.channel == "sms":
+            assert job.sms is not None
+            try:
+                result = self.sms.send(job.sms)
+            except ProviderError as exc:
+                return Outcome(job, error=exc)
+            return Outcome(job, provider_ref=result.provider_ref, segments=result.segments)
+        gone: list[int] = []
+        delivered = 0
+        last_error: ProviderError | None = None
+        for push_id, info in job.push_targets or []:
+            try:
+                self.webpush.send(info, job.push)
+                delivered += 1
+            except ProviderError as exc:
+                if exc.permanent and exc.reason == "gone":
+                    gone.append(push_id)
+                else:
+                    last_error = exc
+        if delivered:
+            return Outcome(job, provider_ref=f"push:{delivered}", gone_push_ids=tuple(gone))
+        error = last_error or ProviderError("every push subscription is gone", permanent=True, reason="gone")
+        return Outcome(job, error=error, gone_push_ids=tuple(gone))
+
+    # --- 3. record -------------------------------------------------------------------------
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter ("equal jitter"): spreads retries of a burst."""
+        ceiling = min(self.retry_cap, self.retry_base * 2 ** max(0, attempts - 1))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        return max(delay, retry_after or 0)
+
+    def record(self, outcomes: list[Outcome], skipped: list[Job], now: datetime) -> None:
+        changes: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        opted_out: set[int] = set()
+        unreachable: dict[int, str] = {}
+        gone_push: list[int] = []
+        for job in skipped:
+            status, reason = job.skip  # type: ignore[misc]
+            changes.append({"id": job.delivery_id, "status": status, "error": reason, "updated_at": now})
+            events.append({"delivery_id": job.delivery_id, "source": "dispatcher", "status": status,
+                           "detail": reason, "received_at": now})
+        for o in outcomes:
+            job = o.job
+            gone_push.extend(o.gone_push_ids)
+            if o.error is None:
+                changes.append({"id": job.delivery_id, "status": SENT, "provider_ref": o.provider_ref,
+                                "segments": o.segments, "sent_at": now, "updated_at": now,
+                                "error": None, "error_code": None})
+                events.append({"delivery_id": job.delivery_id, "provider_ref": o.provider_ref, "source": "send",
+                               "status": SENT, "received_at": now})
+                continue
+            err = o.error
+            code = str(err.code) if err.code is not None else None
+            change: dict[str, Any] = {"id": job.delivery_id, "error": str(err)[:300], "error_code": code,
+                                      "updated_at": now}
+            if err.permanent:
+                change["status"] = FAILED
+                if err.reason == "opted_out" and job.subscriber_id:
+                    opted_out.add(job.subscriber_id)
+                elif err.reason in ("invalid_number", "landline") and job.subscriber_id:
+                    unreachable[job.subscriber_id] = f"{err.reason} ({code})"
+            elif getattr(err, "ambiguous", False):
+                # The provider may have taken it: reconcile before any resend (no duplicates).
+                change["status"] = UNCERTAIN
+            elif job.attempts >= self.max_attempts:
+                change["status"] = FAILED
+            else:
+                at = now + timedelta(seconds=self.backoff(job.attempts, err.retry_after))
+                if job.alert.expires_at is not None and at >= job.alert.expires_at:
+                    change["status"] = DELIVERY_EXPIRED
+                else:
+                    change.update(status=PENDING, next_attempt_at=at)
+            changes.append(change)
+            events.append({"delivery_id": job.delivery_id, "source": "send", "status": change["status"],
+                           "error_code": code, "detail": str(err)[:500], "received_at": now})
+        if changes:
+            for keys in {tuple(sorted(c)) for c in changes}:
+                same = [c for c in changes if tuple(sorted(c)) == keys]
+                db.session.execute(update(Delivery), same)
+        if events:
+            db.session.execute(insert(DeliveryEvent), [
+                {"provider_ref": None, "error_code": None, "detail": None, **e} for e in events])
+        if gone_push:
+            db.session.execute(db.delete(PushSubscription).where(PushSubscription.id.in_(gone_push)))
+        db.session.commit()
+        self._act_on_residents(opted_out, unreachable)
+
+    def _act_on_residents(self, opted_out: set[int], unreachable: dict[int, str]) -> None:
+        """Permanent provider answers change the resident, so we stop paying for failures."""
+        from subscribers import service
+
+        origin = service.Origin("provider")
+        for sid in opted_out:
+            subscriber = db.session.get(Subscriber, sid)
+            if subscriber is not None:
+                service.opt_out(subscriber, origin, detail="the SMS provider reports an opt-out (21610)")
+        for sid, reason in unreachable.items():
+            subscriber = db.session.get(Subscriber, sid)
+            if subscriber is not None and subscriber.status == ACTIVE:
+                service.deactivate(subscriber, reason, origin)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """One claim-send-record cycle; returns how many deliveries it handled."""
+        with self.app.app_context():
+            try:
+                now = utcnow()
+                ids = self.claim(now)
+                if not ids:
+                    return 0
+                jobs = self.load(ids)
+                self.prepare(jobs, now)
+                to_send = [j for j in jobs if not j.skip]
+                skipped = [j for j in jobs if j.skip]
+                outcomes = list(self.pool.map(self.send, to_send))
+                self.record(outcomes, skipped, utcnow())
+                return len(ids)
+            finally:
+                db.session.remove()
+
+    def run_forever(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
+        from alerts.receipts import reconcile_stuck
+
+        log.info("dispatcher %s started (batch %d, %d threads)", self.worker_id, self.batch_size, self.concurrency)
+        while not stop.is_set():
+            try:
+                with self.app.app_context():
+                    reconcile_stuck()
+                    db.session.remove()
+                handled = self.run_once()
+            except Exception:  # noqa: BLE001 - a bad cycle must not stop alerts; logged, retried
+                log.exception("dispatch cycle failed")
+                handled = 0
+            if not handled:
+                stop.wait(idle_seconds)
+        self.pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,64 @@
+"""Delivery figures for one alert: what staff watch during a send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from alerts.models import (
+    DELIVERED,
+    DELIVERY_EXPIRED,
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNCERTAIN,
+    UNDELIVERED,
+    Delivery,
+)
+from db import db
+from subscribers.models import SubscriberArea
+
+# How staff read the statuses.
+BUCKETS = {PENDING: "queued", SENDING: "sending", UNCERTAIN: "sending", SENT: "sent", DELIVERED: "delivered",
+           UNDELIVERED: "failed", FAILED: "failed", DELIVERY_EXPIRED: "expired", SKIPPED: "skipped"}
+BUCKET_ORDER = ("queued", "sending", "sent", "delivered", "failed", "expired", "skipped")
+
+
+def _empty() -> dict[str, int]:
+    return {b: 0 for b in ("total", *BUCKET_ORDER)}
+
+
+def delivery_figures(alert_id: int) -> dict[str, Any]:
+    """Counts per channel and per area, plus segments (the SMS bill).
+
+    'sent' counts what the provider accepted and has not confirmed yet; 'delivered' what the
+    handset confirmed. A resident in several areas counts in each of them.
+    """
+    by_channel: dict[str, dict[str, int]] = {}
+    total = _empty()
+    for channel, status, count in db.session.execute(
+        select(Delivery.channel, Delivery.status, func.count()).where(Delivery.alert_id == alert_id)
+        .group_by(Delivery.channel, Delivery.status)
+    ):
+        bucket = BUCKETS.get(status, status)
+        row = by_channel.setdefault(channel, _empty())
+        for target in (row, total):
+            target[bucket] = target.get(bucket, 0) + count
+            target["total"] += count
+    by_area: dict[str, dict[str, int]] = {}
+    for area, status, count in db.session.execute(
+        select(SubscriberArea.area, Delivery.status, func.count())
+        .join(SubscriberArea, SubscriberArea.subscriber_id == Delivery.subscriber_id)
+        .where(Delivery.alert_id == alert_id).group_by(SubscriberArea.area, Delivery.status)
+    ):
+        row = by_area.setdefault(area, _empty())
+        row[BUCKETS.get(status, status)] += count
+        row["total"] += count
+    segments = db.session.scalar(
+        select(func.coalesce(func.sum(Delivery.segments), 0))
+        .where(Delivery.alert_id == alert_id, Delivery.channel == "sms")
+    )
+    return {"total": total, "by_channel": by_channel, "by_area": by_area, "sms_segments": int(segments or 0)}

@@ -1,0 +1,50 @@
+"""Who should get an alert: a SELECT of subscriber ids, never a Python loop.
+
+A resident matches when they are active (verified, not opted out), reachable on the
+channel, chose the alert's category with a level threshold the alert meets, and chose an
+area the alert targets. ``emergency`` reaches every active resident in the target areas
+whatever their categories.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+
+from alerts.models import DELIVERED, SENDING, SENT, UNCERTAIN, Alert, Delivery
+from subscribers.models import ACTIVE, PushSubscription, Subscriber, SubscriberArea, SubscriberCategory
+
+# A resident "got" a message when the provider took it (or may have: sending/uncertain).
+GOT_IT = (SENDING, UNCERTAIN, SENT, DELIVERED)
+
+
+def reachable(channel: str) -> Select:
+    """Active residents who can be reached on `channel`."""
+    query = select(Subscriber.id).where(Subscriber.status == ACTIVE)
+    if channel == "sms":
+        return query.where(Subscriber.phone.is_not(None))
+    return query.where(Subscriber.id.in_(select(PushSubscription.subscriber_id)))
+
+
+def matching(alert: Alert, channel: str) -> Select:
+    """Subscriber ids whose preferences match the alert on `channel`."""
+    query = reachable(channel)
+    if alert.category != "emergency":
+        # Messages without levels (official, events...) count as level 1: everyone who chose them.
+        level = alert.level or 1
+        query = query.where(Subscriber.id.in_(
+            select(SubscriberCategory.subscriber_id).where(
+                SubscriberCategory.category == alert.category, SubscriberCategory.min_level <= level)
+        ))
+    if alert.areas is not None:
+        query = query.where(Subscriber.id.in_(
+            select(SubscriberArea.subscriber_id).where(SubscriberArea.area.in_(alert.areas))
+        ))
+    return query
+
+
+def earlier_recipients(chain_ids: list[int], channel: str) -> Select:
+    """Active residents who got any earlier message of an alert's chain on `channel`."""
+    return reachable(channel).where(Subscriber.id.in_(
+        select(Delivery.subscriber_id).where(
+            Delivery.alert_id.in_(chain_ids), Delivery.channel == channel, Delivery.status.in_(GOT_IT))
+    ))

@@ -1,0 +1,163 @@
+"""Alerts, the outbox of deliveries they fan out to, and every receipt about them.
+
+The schema says what happens once: an alert is unique per (source, external id), and a
+delivery per (alert, subscriber, channel), so publishing or fanning out twice adds nothing.
+The delivery row stays narrow (no copy of the text): the dispatcher joins the alert's text
+at send time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db import UTCDateTime, db, utcnow
+
+# Alert.status
+DRAFT = "draft"  # being written, or waiting for approval
+SCHEDULED = "scheduled"  # approved, to be published at send_at
+PUBLISHED = "published"
+UPDATED = "updated"  # superseded by an update
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+REJECTED = "rejected"
+
+# Alert.kind: what the message is to its recipients.
+KIND_ALERT = "alert"
+KIND_UPDATE = "update"
+KIND_CANCEL = "cancel"
+
+CHANNELS = ("sms", "push")
+
+# Delivery.status. Final: delivered, undelivered, failed, expired, skipped.
+PENDING = "pending"  # waiting for its time (next_attempt_at)
+SENDING = "sending"  # claimed by a dispatcher; the provider call may be under way
+UNCERTAIN = "uncertain"  # the provider may or may not have taken it: reconcile before resending
+SENT = "sent"  # the provider accepted it
+DELIVERED = "delivered"
+UNDELIVERED = "undelivered"
+FAILED = "failed"
+DELIVERY_EXPIRED = "expired"  # the alert ended before we could send it
+SKIPPED = "skipped"  # the resident left, or the alert was withdrawn, before sending
+
+FINAL_STATUSES = (DELIVERED, UNDELIVERED, FAILED, DELIVERY_EXPIRED, SKIPPED)
+# A receipt never moves a delivery backwards: only to a higher rank.
+STATUS_RANK = {PENDING: 0, SENDING: 1, UNCERTAIN: 1, SENT: 2, DELIVERED: 3, UNDELIVERED: 3, FAILED: 3,
+               DELIVERY_EXPIRED: 3, SKIPPED: 3}
+
+
+class Alert(db.Model):
+    """A message to residents: from staff ("manual") or made from a feed's warning."""
+
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), default="manual")
+    # The feed's identity of the warning version this alert carries (None for staff messages).
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8), default=KIND_ALERT)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id"), index=True)
+    category: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int | None] = mapped_column(SmallInteger)
+    # Per language; Polish is required, other languages fall back to Polish.
+    titles: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    texts: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Area codes from the municipality profile; None means the whole gmina.
+    areas: Mapped[list[str] | None] = mapped_column(JSON)
+    channels: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(CHANNELS))
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default=DRAFT, index=True)
+    # Keep Polish letters in SMS (UCS-2: 2-3x the cost) instead of transliterating.
+    keep_diacritics: Mapped[bool] = mapped_column(Boolean, default=False)
+    exercise: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Anything the source wants to keep (feed fingerprint, office, raw event name).
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    parent: Mapped[Alert | None] = relationship(remote_side=[id])
+
+    def title(self, lang: str) -> str:
+        return self.titles.get(lang) or self.titles.get("pl", "")
+
+    def text(self, lang: str) -> str:
+        return self.texts.get(lang) or self.texts.get("pl", "")
+
+    def root(self) -> Alert:
+        """The first alert of an update/cancel chain."""
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        return node
+
+
+class Delivery(db.Model):
+    """One message to one resident on one channel: the outbox row and its receipt."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "subscriber_id", "channel"),
+        # The dispatcher's scan: what is due, most urgent first.
+        Index("ix_delivery_due", "status", "priority", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    # SET NULL: erasing a resident keeps the anonymous count of what was sent.
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="SET NULL"),
+                                                      index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12), default=PENDING)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # Official and event messages wait out the quiet hours; warnings never do.
+    quiet: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    segments: Mapped[int | None] = mapped_column(SmallInteger)
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    alert: Mapped[Alert] = relationship()
+
+
+class DeliveryEvent(db.Model):
+    """Append-only: every answer and callback about a delivery, in the order we got them.
+
+    Callbacks arrive late, twice, or out of order; keeping them all lets staff see what the
+    provider said even when it did not change the delivery's status.
+    """
+
+    __tablename__ = "delivery_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(12))  # send | callback | reconcile | dispatcher
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,231 @@
+"""An alert's lifecycle: create (validated), publish (fan out), update, cancel, expire.
+
+Publishing changes the alert and writes its outbox rows in one transaction (a transactional
+outbox): either residents will get it, or nothing happened. The dispatcher sends later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, union, update
+
+from alerts import match, outbox
+from alerts.models import (
+    CANCELLED,
+    CHANNELS,
+    DELIVERY_EXPIRED,
+    DRAFT,
+    EXPIRED,
+    KIND_ALERT,
+    KIND_CANCEL,
+    KIND_UPDATE,
+    PENDING,
+    PUBLISHED,
+    SCHEDULED,
+    SKIPPED,
+    UPDATED,
+    Alert,
+    Delivery,
+)
+from db import db, utcnow
+from municipality import CATEGORIES, LANGUAGES
+
+
+class AlertError(ValueError):
+    """An alert that cannot be created or published as asked; `code` is stable (forms, API)."""
+
+    def __init__(self, code: str, *, field: str | None = None, **params: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.field = field
+        self.params = params
+
+
+@dataclass
+class Draft:
+    category: str
+    titles: dict[str, str]
+    texts: dict[str, str]
+    level: int | None = None
+    areas: list[str] | None = None  # None: the whole gmina
+    channels: list[str] = field(default_factory=lambda: list(CHANNELS))
+    starts_at: datetime | None = None
+    expires_at: datetime | None = None
+    send_at: datetime | None = None
+    keep_diacritics: bool = False
+    source: str = "manual"
+    external_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def validate(draft: Draft, now: datetime | None = None) -> None:
+    """Raise AlertError for the first problem found."""
+    now = now or utcnow()
+    m = current_app.extensions["municipality"]
+    category = CATEGORIES.get(draft.category)
+    if category is None or draft.category not in m.categories:
+        raise AlertError("category_unknown", field="category", value=draft.category)
+    if category.hazard:
+        if draft.level not in (1, 2, 3):
+            raise AlertError("level_invalid", field="level")
+    elif draft.level is not None:
+        raise AlertError("level_not_applicable", field="level")
+    if not (draft.titles.get("pl") or "").strip():
+        raise AlertError("title_missing", field="title_pl")
+    if not (draft.texts.get("pl") or "").strip():
+        raise AlertError("text_missing", field="text_pl")
+    for lang in (*draft.titles, *draft.texts):
+        if lang not in LANGUAGES:
+            raise AlertError("language_unknown", field="language", value=lang)
+    if draft.areas is not None:
+        if not draft.areas:
+            raise AlertError("areas_missing", field="areas")
+        unknown = [a for a in draft.areas if m.area(a) is None]
+        if unknown:
+            raise AlertError("area_unknown", field="areas", value=unknown[0])
+    if not draft.channels:
+        raise AlertError("channels_missing", field="channels")
+    if any(c not in CHANNELS for c in draft.channels):
+        raise AlertError("channel_unknown", field="channels")
+    if draft.expires_at and draft.starts_at and draft.expires_at <= draft.starts_at:
+        raise AlertError("expires_before_start", field="expires_at")
+    if draft.expires_at and draft.expires_at <= now:
+        raise AlertError("expires_in_past", field="expires_at")
+    if draft.send_at and draft.send_at < now:
+        raise AlertError("send_at_in_past", field="send_at")
+    if draft.send_at and draft.expires_at and draft.send_at >= draft.expires_at:
+        raise AlertError("send_after_expiry", field="send_at")
+
+
+def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None = None,
+                 created_by: int | None = None) -> Alert:
+    """Validate and store an alert as a draft (not sent until published)."""
+    validate(draft)
+    areas = None
+    if draft.areas is not None:
+        all_codes = current_app.extensions["municipality"].area_codes()
+        areas = None if set(draft.areas) >= set(all_codes) else sorted(set(draft.areas))
+    alert = Alert(
+        source=draft.source, external_id=draft.external_id, kind=kind, parent_id=parent.id if parent else None,
+        category=draft.category, level=draft.level,
+        titles={k: v.strip() for k, v in draft.titles.items() if v and v.strip()},
+        texts={k: v.strip() for k, v in draft.texts.items() if v and v.strip()},
+        areas=areas, channels=list(dict.fromkeys(draft.channels)), starts_at=draft.starts_at,
+        expires_at=draft.expires_at, send_at=draft.send_at, keep_diacritics=draft.keep_diacritics,
+        status=DRAFT, created_by=created_by, meta=dict(draft.meta),
+    )
+    db.session.add(alert)
+    db.session.flush()
+    return alert
+
+
+def _active_channels(alert: Alert) -> list[str]:
+    # Push only goes out when the gmina configured VAPID keys.
+    return [c for c in alert.channels if c != "push" or current_app.extensions.get("webpush") is not None]
+
+
+def _chain_ids(alert: Alert) -> list[int]:
+    ids, node = [], alert.parent
+    while node is not None:
+        ids.append(node.id)
+        node = node.parent
+    return ids
+
+
+def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
+    """Publish now: fan out to the outbox and commit. Returns deliveries queued per channel.
+
+    An expired alert is never sent (it becomes EXPIRED with nothing queued). An update goes
+    to everyone who got an earlier message of the chain and to anyone who matches it now; a
+    cancellation only to those who got an earlier message. Earlier messages still waiting
+    in the outbox are skipped: nobody gets a warning and its withdrawal back to back.
+    """
+    now = now or utcnow()
+    if alert.status not in (DRAFT, SCHEDULED):
+        raise AlertError("already_published")
+    if alert.expires_at is not None and alert.expires_at <= now:
+        alert.status = EXPIRED
+        db.session.commit()
+        return {c: 0 for c in _active_channels(alert)}
+
+    chain = _chain_ids(alert)
+    counts: dict[str, int] = {}
+    if chain:
+        db.session.execute(
+            update(Delivery).where(Delivery.alert_id.in_(chain), Delivery.status == PENDING)
+            .values(status=SKIPPED, error="superseded", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            update(Alert).where(Alert.id.in_(chain), Alert.status == PUBLISHED)
+            .values(status=CANCELLED if alert.kind == KIND_CANCEL else UPDATED)
+            .execution_options(synchronize_session=False)
+        )
+    for channel in _active_channels(alert):
+        if alert.kind == KIND_CANCEL:
+            who = match.earlier_recipients(chain, channel)
+        elif alert.kind == KIND_UPDATE:
+            who = select(union(match.earlier_recipients(chain, channel), match.matching(alert, channel))
+                         .subquery().c.id)
+        else:
+            who = match.matching(alert, channel)
+        counts[channel] = outbox.insert_deliveries(alert, channel, who, now)
+    alert.status = PUBLISHED
+    alert.published_at = now
+    db.session.commit()
+    return counts
+
+
+def schedule(alert: Alert) -> None:
+    """Approve an alert with a send_at in the future: the scheduler publishes it then."""
+    if alert.status != DRAFT or alert.send_at is None:
+        raise AlertError("not_schedulable")
+    alert.status = SCHEDULED
+    db.session.commit()
+
+
+def follow_up(parent: Alert, kind: str, draft: Draft, created_by: int | None = None) -> Alert:
+    """Create an update or cancellation of `parent` (not yet published)."""
+    if kind not in (KIND_UPDATE, KIND_CANCEL):
+        raise AlertError("kind_unknown")
+    if parent.status not in (PUBLISHED, UPDATED):
+        raise AlertError("parent_not_published")
+    draft.category = parent.category
+    if kind == KIND_CANCEL:
+        draft.level = parent.level
+        draft.areas = parent.areas
+        draft.channels = parent.channels
+        draft.expires_at = None
+    return create_alert(draft, kind=kind, parent=parent, created_by=created_by)
+
+
+def publish_due(now: datetime | None = None) -> int:
+    """Scheduler job: publish scheduled alerts whose time has come. Returns how many."""
+    now = now or utcnow()
+    due = db.session.scalars(
+        select(Alert).where(Alert.status == SCHEDULED, Alert.send_at <= now).order_by(Alert.send_at)
+    ).all()
+    for alert in due:
+        publish(alert, now)
+    return len(due)
+
+
+def expire_alerts(now: datetime | None = None) -> int:
+    """Scheduler job: alerts past their end become EXPIRED and their unsent deliveries too."""
+    now = now or utcnow()
+    ended = select(Alert.id).where(Alert.expires_at.is_not(None), Alert.expires_at <= now)
+    db.session.execute(
+        update(Delivery).where(Delivery.status == PENDING, Delivery.alert_id.in_(ended))
+        .values(status=DELIVERY_EXPIRED, updated_at=now).execution_options(synchronize_session=False)
+    )
+    result = db.session.execute(
+        update(Alert).where(Alert.status.in_((PUBLISHED, SCHEDULED, DRAFT)), Alert.expires_at.is_not(None),
+                            Alert.expires_at <= now)
+        .values(status=EXPIRED).execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount or 0
