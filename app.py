@@ -36,6 +36,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The twilio SDK logs every request's headers at INFO: thousands of lines per alert.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
     proxies = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
     if any(proxies.values()):
