@@ -89,7 +89,8 @@ class Municipality:
         return next((a for a in self.areas if a.code == code), None)
 
     def display_name(self, lang: str) -> str:
-        return self.name if lang == "pl" else (self.name_en or self.name)
+        # Only English has a translated name; Ukrainian readers see the official Polish name.
+        return (self.name_en or self.name) if lang == "en" else self.name
 
     def offered_categories(self) -> list[Category]:
         return [CATEGORIES[c] for c in self.categories]

@@ -48,12 +48,12 @@ def housekeeping() -> str:
     """Drop expired rate-limit windows and old verification codes."""
     from db import db, utcnow
     from subscribers import ratelimit
-    from subscribers.models import Verification
+    from subscribers.models import VERIFICATION_RETENTION_DAYS, Verification
 
     now = utcnow()
     counters = ratelimit.purge_old(now - timedelta(days=2))
     codes = db.session.execute(
-        db.delete(Verification).where(Verification.created_at < now - timedelta(days=30))
+        db.delete(Verification).where(Verification.created_at < now - timedelta(days=VERIFICATION_RETENTION_DAYS))
     ).rowcount
     db.session.commit()
     return f"purged {counters} rate counters, {codes} old codes"

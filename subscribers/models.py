@@ -20,6 +20,9 @@ ACTIVE = "active"  # verified and receiving
 OPTED_OUT = "opted_out"  # left (link, STOP, or Twilio 21610); START brings them back
 DEACTIVATED = "deactivated"  # the number cannot receive SMS (invalid, landline); visible to staff
 
+# How long verification codes (hashed) are kept before housekeeping deletes them.
+VERIFICATION_RETENTION_DAYS = 30
+
 
 class Subscriber(db.Model):
     """A resident. `phone` is E.164; a web-push-only resident has no phone."""

@@ -331,10 +331,31 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
         subscriber.verified_at = now
         _ledger(subscriber, "verify", origin, prefs, consent=True,
                 detail=f"verification {verification.id}; status was {was}")
-    else:
-        _ledger(subscriber, "verify", origin, detail=f"manage access, verification {verification.id}")
+        db.session.commit()
+        _send_confirmation(subscriber)
+        return subscriber
+    _ledger(subscriber, "verify", origin, detail=f"manage access, verification {verification.id}")
     db.session.commit()
     return subscriber
+
+
+def _send_confirmation(subscriber: Subscriber) -> None:
+    """Text the manage link once a web or app sign-up is confirmed, so the resident can
+    change or leave later even without the page (the consent text promises it)."""
+    from alerts.sms_text import fit_sms
+    from subscribers.links import manage_url
+
+    m = municipality()
+    lang = subscriber.language
+    stop = translate("sms.confirmed_stop", lang) if m.inbound_number else ""
+    text = translate("sms.confirmed", lang, gmina=m.name, link=manage_url(subscriber), stop=stop)
+    body = fit_sms(text, max_segments=2, keep_diacritics=(lang == "uk"))
+    try:
+        current_app.extensions["sms"].send(SmsMessage(to=subscriber.phone, body=body,
+                                                      reference=f"confirmation-{subscriber.id}"))
+    except ProviderError as exc:
+        # The subscription stands; the page showed the link too.
+        log.warning("confirmation SMS to subscriber %s failed: %s", subscriber.id, exc)
 
 
 # --- changing and leaving ---------------------------------------------------------------

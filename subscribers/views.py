@@ -38,7 +38,7 @@ from subscribers import service
 from subscribers.consent import consent_text
 from subscribers.errors import SubscriptionError
 from subscribers.links import make_manage_token, subscriber_for_token
-from subscribers.models import ACTIVE, OPTED_OUT, Subscriber
+from subscribers.models import ACTIVE, OPTED_OUT, VERIFICATION_RETENTION_DAYS, Subscriber
 from subscribers.phone import mask_phone, normalize_phone
 
 bp = Blueprint("public", __name__)
@@ -434,5 +434,5 @@ def erased() -> str:
 def privacy() -> str:
     """The information clause (GDPR Art. 13)."""
     return render_template("public/privacy.html",
-                           verification_days=30,
+                           verification_days=VERIFICATION_RETENTION_DAYS,
                            code_minutes=current_app.config["VERIFY_CODE_TTL_SECONDS"] // 60)

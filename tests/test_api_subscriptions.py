@@ -54,6 +54,8 @@ def test_it_texts_a_code_and_activates_the_subscription_on_the_right_code(client
     assert data["categories"] == {"weather": 2, "official": 1}
     assert data["areas"] == ["KOZY"]
     assert data["manage_url"].startswith("https://alerty.example.pl/m/")
+    assert twilio.messages[-1]["Body"] == ("Gmina Kozy: potwierdzono zapis do powiadomien. Ustawienia i wypisanie: "
+                                           + data["manage_url"])
     actions = db.session.scalars(select(ConsentEvent.action).order_by(ConsentEvent.id)).all()
     assert actions == ["subscribe", "verify"]
     event = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "subscribe"))
@@ -246,3 +248,14 @@ def test_a_multi_village_gmina_needs_an_area(make_app, twilio):
     assert [a["code"] for a in client.get("/api/v1/areas").get_json()["areas"]] == ["BUJ", "CZA", "KOB", "POR"]
     assert subscribe(client).get_json()["error"] == "areas_missing"
     assert subscribe(client, areas=["CZA", "KOB"]).status_code == 202
+
+
+def test_the_consent_text_promises_stop_by_sms_only_when_the_gmina_has_a_two_way_number(app):
+    from dataclasses import replace
+
+    from subscribers.consent import consent_text
+    kozy = app.extensions["municipality"]
+    assert "STOP" not in consent_text("pl", kozy)
+    with_number = replace(kozy, inbound_number="+48732000000")
+    assert "odpowiadając STOP na numer +48732000000" in consent_text("pl", with_number)
+    assert "by texting STOP to +48732000000" in consent_text("en", with_number)

@@ -98,4 +98,6 @@ def test_a_resident_subscribes_confirms_changes_a_category_and_leaves(
         select(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber.id).order_by(ConsentEvent.id)).all()
     assert [e.action for e in events] == ["subscribe", "verify", "change", "opt_out"]
     assert all(e.source == "web" and e.ip == "127.0.0.1" and "Chrome" in (e.user_agent or "") for e in events)
-    assert [m["To"] for m in twilio.messages] == [PHONE]  # one SMS: the code
+    # Two SMS: the code, then the confirmation with the manage link.
+    assert [m["To"] for m in twilio.messages] == [PHONE, PHONE]
+    assert "/m/" in twilio.messages[1]["Body"]

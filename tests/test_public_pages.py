@@ -501,8 +501,12 @@ def test_a_resident_subscribes_confirms_changes_leaves_and_comes_back(
     assert category_rows(s) == {"weather": 3, "air": 2, "emergency": 1}
     # The left page of an active resident leads back to the settings.
     assert client.get(f"/m/{token}/left").headers["Location"] == f"/m/{token}"
-    # One SMS in all: the code. Leaving and coming back on the web cost nothing.
-    assert len(sms_to(twilio)) == 1
+    # Two SMS in all: the code, and the confirmation with the manage link. Leaving and
+    # coming back on the web cost nothing.
+    sent = sms_to(twilio)
+    assert len(sent) == 2
+    assert sent[1] == f"Gmina Kozy: potwierdzono zapis do powiadomien. Ustawienia i wypisanie: " \
+                      f"https://alerty.example.pl/m/{token}"
 
 
 def test_an_already_subscribed_number_gets_the_same_answer_and_keeps_its_settings_until_confirmed(
@@ -529,7 +533,7 @@ def test_a_resident_who_lost_the_link_gets_back_to_the_settings_with_a_code(
     response = client.post("/access", data={"phone": "+48 501-234-567"})
     assert response.status_code == 302 and response.headers["Location"] == "/verify"
     assert text("page.verify.sent_manage", phone="+48 501 *** 567", minutes=10) in page(client.get("/verify")).text
-    assert len(sms_to(twilio)) == 2
+    assert len(sms_to(twilio)) == 3  # code, confirmation, and now the access code
     response = client.post("/verify", data={"code": last_code(twilio, PHONE)})
     token = response.headers["Location"].removeprefix("/m/")
     p = page(client.get(f"/m/{token}"))
