@@ -59,9 +59,35 @@ def housekeeping() -> str:
     return f"purged {counters} rate counters, {codes} old codes"
 
 
+def publish_scheduled() -> str | None:
+    from alerts.publish import publish_due
+
+    n = publish_due()
+    return f"published {n} scheduled alerts" if n else None
+
+
+def expire() -> str | None:
+    from alerts.publish import expire_alerts
+
+    n = expire_alerts()
+    return f"{n} alerts expired" if n else None
+
+
+def poll_statuses() -> str | None:
+    from alerts.receipts import poll_statuses as poll
+
+    n = poll()
+    return f"{n} delivery statuses updated from the provider" if n else None
+
+
 def jobs(app: Flask) -> list[Job]:
-    """Everything the clock runs, with its interval."""
-    return [Job("housekeeping", housekeeping, seconds=3600, jitter=60)]
+    """Everything the clock runs, with its interval (the dispatcher runs beside them)."""
+    return [
+        Job("publish_scheduled", publish_scheduled, seconds=15),
+        Job("expire_alerts", expire, seconds=60, jitter=5),
+        Job("poll_statuses", poll_statuses, seconds=300, jitter=30),
+        Job("housekeeping", housekeeping, seconds=3600, jitter=60),
+    ]
 
 
 class LeaderLock:
@@ -154,9 +180,19 @@ def build_scheduler(app: Flask, job_list: list[Job]) -> BackgroundScheduler:
     return scheduler
 
 
+def _start_dispatcher(app: Flask, stop: threading.Event) -> threading.Thread:
+    from alerts.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(app)
+    thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatcher", daemon=True)
+    thread.start()
+    return thread
+
+
 def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
-        on_leader: Callable[[], None] | None = None) -> None:
-    """Wait for the leader lock, run the jobs while holding it, stop when `stop` is set."""
+        on_leader: Callable[[], None] | None = None, with_dispatcher: bool = True) -> None:
+    """Wait for the leader lock, run the jobs (and a dispatcher) while holding it, stop when
+    `stop` is set. More dispatchers can run beside it with `flask dispatch`."""
     lock = LeaderLock(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
     job_list = jobs(app)
     try:
@@ -173,9 +209,14 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
             # Run every job once at start, then on its interval.
             for job in scheduler.get_jobs():
                 job.modify(next_run_time=_now())
+            dispatching = threading.Event()
+            dispatcher = _start_dispatcher(app, dispatching) if with_dispatcher else None
             while not stop.wait(poll_lock_seconds):
                 if not lock.still_held():
                     break
+            dispatching.set()
+            if dispatcher is not None:
+                dispatcher.join(timeout=60)
             scheduler.shutdown(wait=True)
     finally:
         lock.release()

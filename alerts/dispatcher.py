@@ -359,11 +359,14 @@ class Dispatcher:
         from alerts.receipts import reconcile_stuck
 
         log.info("dispatcher %s started (batch %d, %d threads)", self.worker_id, self.batch_size, self.concurrency)
+        last_reconcile = 0.0
         while not stop.is_set():
             try:
-                with self.app.app_context():
-                    reconcile_stuck()
-                    db.session.remove()
+                if time.monotonic() - last_reconcile > 10:
+                    with self.app.app_context():
+                        reconcile_stuck()
+                        db.session.remove()
+                    last_reconcile = time.monotonic()
                 handled = self.run_once()
             except Exception:  # noqa: BLE001 - a bad cycle must not stop alerts; logged, retried
                 log.exception("dispatch cycle failed")
