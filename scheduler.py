@@ -175,7 +175,7 @@ def build_scheduler(app: Flask, job_list: list[Job]) -> BackgroundScheduler:
         timezone="UTC",
     )
     for job in job_list:
-        scheduler.add_job(_run_in_context, "interval", args=(app, job), id=job.id,
+        scheduler.add_job(_run_in_context, "interval", args=(app, job), id=job.id, name=job.id,
                           seconds=job.seconds, jitter=job.jitter or None, next_run_time=None)
     return scheduler
 
@@ -232,6 +232,8 @@ def main() -> None:
     from app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run of every job at INFO; our jobs log what they did instead.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = create_app()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
