@@ -76,9 +76,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from alerts import receipts
     from alerts import views as alert_views
-    from subscribers import api, inbound, views
+    from subscribers import api, inbound, push, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(push.bp)
     app.register_blueprint(alert_views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(inbound.bp)
@@ -86,6 +87,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
     csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature
     csrf.exempt(receipts.bp)
+    # JSON from our own page and service worker (whose renewal POST cannot carry a CSRF
+    # token); subscribers/push.py requires application/json and a same-origin request.
+    csrf.exempt(push.bp)
 
     from staff.cli import users_cli
     from subscribers.cli import subscribers_cli
@@ -94,6 +98,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(subscribers_cli)
     app.cli.add_command(alerts_cli)
     app.cli.add_command(dispatch_command)
+    app.cli.add_command(push.webpush_cli)
 
     @app.get("/healthz")
     def healthz():  # noqa: ANN202

@@ -132,6 +132,10 @@ def load_config() -> dict[str, Any]:
         "WEBPUSH_TIMEOUT": _float("WEBPUSH_TIMEOUT", 10.0),
         # How long a push service keeps a message for a phone that is offline.
         "WEBPUSH_TTL": _int("WEBPUSH_TTL", 86400),
+        # Push-service hosts we may POST to (so nobody can make us call arbitrary URLs);
+        # empty: the known services (FCM, Mozilla, Apple, Windows); "*": any https host.
+        "WEBPUSH_ALLOWED_HOSTS": _str("WEBPUSH_ALLOWED_HOSTS"),
+        "PUSH_NEW_PER_IP_HOUR": _int("PUSH_NEW_PER_IP_HOUR", 30),
         # Override the profile's quiet hours: "22:00-07:00", or "off". Empty: the profile's.
         "QUIET_HOURS": _str("QUIET_HOURS"),
         # --- dispatcher ---

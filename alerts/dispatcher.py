@@ -108,7 +108,7 @@ class Outcome:
     provider_ref: str | None = None
     segments: int | None = None
     error: ProviderError | None = None
-    gone_push_ids: tuple[int, ...] = ()
+    gone_endpoints: tuple[str, ...] = ()
 
 
 def worker_name() -> str:
@@ -239,22 +239,22 @@ class Dispatcher:
             except ProviderError as exc:
                 return Outcome(job, error=exc)
             return Outcome(job, provider_ref=result.provider_ref, segments=result.segments)
-        gone: list[int] = []
+        gone: list[str] = []
         delivered = 0
         last_error: ProviderError | None = None
-        for push_id, info in job.push_targets or []:
+        for _push_id, info in job.push_targets or []:
             try:
                 self.webpush.send(info, job.push)
                 delivered += 1
             except ProviderError as exc:
                 if exc.permanent and exc.reason == "gone":
-                    gone.append(push_id)
+                    gone.append(info["endpoint"])
                 else:
                     last_error = exc
         if delivered:
-            return Outcome(job, provider_ref=f"push:{delivered}", gone_push_ids=tuple(gone))
+            return Outcome(job, provider_ref=f"push:{delivered}", gone_endpoints=tuple(gone))
         error = last_error or ProviderError("every push subscription is gone", permanent=True, reason="gone")
-        return Outcome(job, error=error, gone_push_ids=tuple(gone))
+        return Outcome(job, error=error, gone_endpoints=tuple(gone))
 
     # --- 3. record -------------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ class Dispatcher:
         events: list[dict[str, Any]] = []
         opted_out: set[int] = set()
         unreachable: dict[int, str] = {}
-        gone_push: list[int] = []
+        gone_push: list[str] = []
         for job in skipped:
             status, reason = job.skip  # type: ignore[misc]
             changes.append({"id": job.delivery_id, "status": status, "error": reason, "updated_at": now})
@@ -277,7 +277,7 @@ class Dispatcher:
                            "detail": reason, "received_at": now})
         for o in outcomes:
             job = o.job
-            gone_push.extend(o.gone_push_ids)
+            gone_push.extend(o.gone_endpoints)
             if o.error is None:
                 changes.append({"id": job.delivery_id, "status": SENT, "provider_ref": o.provider_ref,
                                 "segments": o.segments, "sent_at": now, "updated_at": now,
@@ -316,16 +316,18 @@ class Dispatcher:
         if events:
             db.session.execute(insert(DeliveryEvent), [
                 {"provider_ref": None, "error_code": None, "detail": None, **e} for e in events])
-        if gone_push:
-            db.session.execute(db.delete(PushSubscription).where(PushSubscription.id.in_(gone_push)))
         db.session.commit()
-        self._act_on_residents(opted_out, unreachable)
+        self._act_on_residents(opted_out, unreachable, gone_push)
 
-    def _act_on_residents(self, opted_out: set[int], unreachable: dict[int, str]) -> None:
+    def _act_on_residents(self, opted_out: set[int], unreachable: dict[int, str], gone_push: list[str]) -> None:
         """Permanent provider answers change the resident, so we stop paying for failures."""
         from subscribers import service
+        from subscribers.push import remove_endpoint
 
         origin = service.Origin("provider")
+        for endpoint in gone_push:
+            # By endpoint, never by resident: a freshly renewed subscription must survive.
+            remove_endpoint(endpoint, origin, "the push service answered 404/410")
         for sid in opted_out:
             subscriber = db.session.get(Subscriber, sid)
             if subscriber is not None:

@@ -90,6 +90,8 @@ REASONS = frozenset(
         "rate_limited",  # too fast for the provider right now; retry later
         "unavailable",  # provider 5xx, timeouts, connection errors
         "config",  # our credentials, sender or geo permissions are wrong
+        "gone",  # web push: the subscription expired or was removed (404/410); delete it by endpoint
+        "too_large",  # web push: payload over the push service's limit (413)
         "unknown",
     }
 )

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from i18n import translate
 
-# Bump when the text in translations/*.toml [consent] changes; old versions stay in git history.
+# Bump when a text in translations/core.*.toml [consent] changes (the SMS and the push
+# consent share the version); old versions stay in git history.
 CONSENT_VERSION = "2026-11-26"
+
+
+def push_consent_text(lang: str, municipality) -> str:  # noqa: ANN001
+    """The consent for notifications in this browser (no phone number involved)."""
+    return translate("consent.push_text", lang, controller=municipality.controller or municipality.name,
+                     gmina=municipality.name)
 
 
 def consent_text(lang: str, municipality) -> str:  # noqa: ANN001

@@ -42,7 +42,6 @@ host). With ``TESTING`` or ``SYRENA_ENV=development``, http(s) to localhost is a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,11 +58,10 @@ from i18n import translate
 from municipality import LANGUAGES
 from providers.webpush import WebPushChannel, b64url_decode, b64url_encode, generate_vapid_keys
 from subscribers import ratelimit, service
+from subscribers.consent import push_consent_text
 from subscribers.errors import SubscriptionError
 from subscribers.links import manage_url, subscriber_for_token
 from subscribers.models import ACTIVE, OPTED_OUT, PushSubscription, Subscriber
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("push", __name__)
 webpush_cli = AppGroup("webpush", help="Web push (VAPID) keys.")
@@ -467,8 +465,11 @@ def manifest() -> Response:
 
 @bp.app_context_processor
 def _push_context() -> dict[str, Any]:
-    """`push_enabled` for templates/public/_push.html (which shows nothing when push is off)."""
-    return {"push_enabled": current_app.extensions.get("webpush") is not None}
+    """For templates/public/_push.html: `push_enabled` (it shows nothing when push is off) and
+    `push_consent_text()`, the consent for notifications in this browser (it shares
+    CONSENT_VERSION with the SMS consent)."""
+    return {"push_enabled": current_app.extensions.get("webpush") is not None,
+            "push_consent_text": lambda: push_consent_text(_lang(), current_app.extensions["municipality"])}
 
 
 # --- GDPR: a resident's browsers in the export, and gone with the resident -------------------

@@ -22,6 +22,9 @@ from tests.fakes.twilio_api import FakeTwilio
 
 SHARED_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "feeds"
 
+# live_server, chromium_browser and page: one session-wide Playwright for every module.
+pytest_plugins = ["tests.browser_support"]
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -12,11 +12,10 @@ from alerts.figures import delivery_figures
 from alerts.models import Alert, Delivery, DeliveryEvent
 from db import db
 from population import phone_for, seed
-from tests.browser_support import live_server  # noqa: F401  (fixture)
 from tests.test_delivery import alert, drain
 
 
-def test_receipts_flow_back_from_twilio_through_the_signed_webhook(live_server, twilio):  # noqa: F811
+def test_receipts_flow_back_from_twilio_through_the_signed_webhook(live_server, twilio):
     from flask import current_app
 
     app = current_app._get_current_object()

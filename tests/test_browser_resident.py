@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from db import db
 from subscribers.models import OPTED_OUT, ConsentEvent, Subscriber, SubscriberCategory
-from tests.browser_support import chromium_browser, live_server, page  # noqa: F401  (fixtures)
 from tests.conftest import last_code
 from tests.fakes.twilio_api import FakeTwilio
 
