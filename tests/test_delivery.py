@@ -373,3 +373,18 @@ def test_the_status_poll_fetches_what_no_callback_told_us(app, twilio):
     assert poll_statuses() == 2
     assert [d.status for d in db.session.scalars(select(Delivery).order_by(Delivery.id))] == [
         "delivered", "undelivered"]
+
+
+def test_a_residents_export_lists_their_messages_and_erasure_keeps_only_anonymous_counts(app, twilio):
+    from subscribers.service import erase, export_data
+
+    ids = seed(2, categories={"weather": 1}, areas=["KOZY"])
+    a = alert(title="Wichura")
+    lifecycle.publish(a)
+    drain(app)
+    resident = db.session.get(Subscriber, ids[0])
+    messages = export_data(resident)["messages_to_you"]
+    assert [(m["alert"], m["title"], m["channel"], m["status"]) for m in messages] == [(a.id, "Wichura", "sms", "sent")]
+    erase(resident)
+    assert delivery_figures(a.id)["total"]["sent"] == 2
+    assert db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.subscriber_id.is_(None))) == 1
