@@ -99,12 +99,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(subscribers_cli)
     app.cli.add_command(alerts_cli)
     app.cli.add_command(dispatch_command)
+    from alerts.feeds_cli import feeds_cli
+
+    app.cli.add_command(feeds_cli)
     app.cli.add_command(push.webpush_cli)
 
     @app.get("/healthz")
     def healthz():  # noqa: ANN202
+        """The database answers (else 500); feeds that fail or went silent make it "degraded"
+        (still 200: a feed outage must not take the web out of a load balancer)."""
+        from alerts.feeds import health_report
+
         db.session.execute(db.select(1))
-        return jsonify(status="ok")
+        return jsonify(health_report())
 
     return app
 

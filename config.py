@@ -17,6 +17,8 @@ from typing import Any
 
 from dotenv import load_dotenv
 
+from providers.feeds import DEFAULT_USER_AGENT
+
 ROOT = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT / "instance"
 
@@ -138,6 +140,25 @@ def load_config() -> dict[str, Any]:
         "PUSH_NEW_PER_IP_HOUR": _int("PUSH_NEW_PER_IP_HOUR", 30),
         # Override the profile's quiet hours: "22:00-07:00", or "off". Empty: the profile's.
         "QUIET_HOURS": _str("QUIET_HOURS"),
+        # --- hazard feeds (base URLs default to the real services; tests point them at fakes) ---
+        "IMGW_API_BASE": _str("IMGW_API_BASE", "https://danepubliczne.imgw.pl"),
+        "METEOALARM_API_BASE": _str("METEOALARM_API_BASE", "https://feeds.meteoalarm.org"),
+        "GIOS_API_BASE": _str("GIOS_API_BASE", "https://api.gios.gov.pl/pjp-api/v1/rest"),
+        "RSO_API_BASE": _str("RSO_API_BASE", "https://komunikaty.tvp.pl"),
+        # Which feeds to poll: comma-separated names, "none", or empty for all that the
+        # profile supports (rso only when the profile enables it).
+        "FEEDS": _str("FEEDS", ""),
+        "FEED_INTERVAL_SECONDS": _int("FEED_INTERVAL_SECONDS", 300),
+        # GIOŚ publishes hourly and rate-limits; every 30 minutes is plenty for a 24-hour mean.
+        "GIOS_INTERVAL_SECONDS": _int("GIOS_INTERVAL_SECONDS", 1800),
+        "FEED_TIMEOUT": _float("FEED_TIMEOUT", 10.0),
+        # Feed operators ask for an identifiable client: put the gmina's contact in it.
+        "FEED_USER_AGENT": _str("FEED_USER_AGENT", DEFAULT_USER_AGENT),
+        # A feed with no good answer for this long makes /healthz say "degraded".
+        "FEED_STALE_SECONDS": _int("FEED_STALE_SECONDS", 1800),
+        # How often a standby scheduler checks whether the leader is gone (and the leader
+        # checks that it still holds the lock).
+        "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),
         # --- dispatcher ---
         # Per dispatcher process: with N dispatchers, set the provider's limit divided by N.
         "SMS_RATE_PER_SECOND": _float("SMS_RATE_PER_SECOND", 10.0),

@@ -61,6 +61,25 @@ class Area:
 
 
 @dataclass(frozen=True)
+class AirStation:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """What the hazard feeds need to know about the gmina, and the send policy."""
+
+    hydro_catchments: tuple[str, ...] = ()
+    air_stations: tuple[AirStation, ...] = ()
+    rso_enabled: bool = False
+    rso_voivodeship: str = ""
+    # Category -> lowest level sent without staff approval (lower levels wait).
+    auto_from_level: dict[str, int] = field(default_factory=lambda: {"weather": 2, "hydro": 2, "air": 2})
+    drought_channels: tuple[str, ...] = ("push",)
+
+
+@dataclass(frozen=True)
 class Municipality:
     name: str
     name_en: str
@@ -68,6 +87,7 @@ class Municipality:
     powiat_teryt: str
     voivodeship_teryt: str
     voivodeship: str
+    powiat: str  # as written in a warning, e.g. "powiat bielski"
     default_language: str
     sms_sender: str
     inbound_number: str
@@ -80,6 +100,7 @@ class Municipality:
     categories: tuple[str, ...]
     default_categories: tuple[str, ...]
     source: Path
+    feeds: FeedSettings = field(default_factory=FeedSettings)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def area_codes(self) -> list[str]:
@@ -137,6 +158,34 @@ def _parse_time(raw: str, key: str, path: Path) -> time:
         return time.fromisoformat(raw)
     except (TypeError, ValueError):
         raise ProfileError(f"{path}: quiet_hours.{key} must look like 22:00, not {raw!r}") from None
+
+
+def _feed_settings(data: dict[str, Any], path: Path) -> FeedSettings:
+    feeds = data.get("feeds") or {}
+    hydro = feeds.get("hydro") or {}
+    catchments = hydro.get("catchments") or []
+    if not isinstance(catchments, list) or not all(isinstance(c, str) and c for c in catchments):
+        raise ProfileError(f"{path}: feeds.hydro.catchments must be a list of catchment code prefixes")
+    stations = []
+    for i, st in enumerate((feeds.get("air") or {}).get("stations") or []):
+        if not isinstance(st.get("id"), int):
+            raise ProfileError(f"{path}: feeds.air.stations #{i + 1} needs a numeric id")
+        stations.append(AirStation(id=st["id"], name=str(st.get("name") or st["id"])))
+    rso = feeds.get("rso") or {}
+    policy = data.get("policy") or {}
+    auto = {"weather": 2, "hydro": 2, "air": 2}
+    for category, level in (policy.get("auto_from_level") or {}).items():
+        if category not in CATEGORIES or not CATEGORIES[category].hazard:
+            raise ProfileError(f"{path}: policy.auto_from_level: {category!r} is not a hazard category")
+        if level not in (1, 2, 3, 4):
+            raise ProfileError(f"{path}: policy.auto_from_level.{category} must be 1-3 (4: never automatic)")
+        auto[category] = level
+    drought = tuple(policy.get("drought_channels", ["push"]))
+    if any(c not in ("sms", "push") for c in drought):
+        raise ProfileError(f"{path}: policy.drought_channels may only name sms and push")
+    return FeedSettings(hydro_catchments=tuple(catchments), air_stations=tuple(stations),
+                        rso_enabled=bool(rso.get("enabled", False)), rso_voivodeship=str(rso.get("voivodeship", "")),
+                        auto_from_level=auto, drought_channels=drought)
 
 
 def resolve_profile_path(name_or_path: str) -> Path:
@@ -202,7 +251,8 @@ def load_municipality(name_or_path: str) -> Municipality:
     quiet_start = _parse_time(quiet["start"], "start", path) if "start" in quiet else None
     quiet_end = _parse_time(quiet["end"], "end", path) if "end" in quiet else None
 
-    known_top = {"municipality", "areas", "categories", "quiet_hours"}
+    feeds = _feed_settings(data, path)
+    known_top = {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"}
     return Municipality(
         name=str(_require(m, "name", "municipality", path)),
         name_en=str(m.get("name_en", "")),
@@ -210,6 +260,7 @@ def load_municipality(name_or_path: str) -> Municipality:
         powiat_teryt=powiat,
         voivodeship_teryt=voiv,
         voivodeship=str(m.get("voivodeship", "")),
+        powiat=str(m.get("powiat", "")),
         default_language=lang,
         sms_sender=sender,
         inbound_number=str(m.get("inbound_number", "")),
@@ -222,5 +273,6 @@ def load_municipality(name_or_path: str) -> Municipality:
         categories=offered,
         default_categories=default,
         source=path,
+        feeds=feeds,
         extra={k: v for k, v in data.items() if k not in known_top},
     )

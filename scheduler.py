@@ -6,7 +6,8 @@ while the first holds the leader lock, and takes over when the first dies:
 
 - PostgreSQL: a session-level advisory lock, held by one connection for the life of the
   process; the server releases it when that connection dies.
-- SQLite: an exclusive ``flock`` on ``instance/scheduler.lock`` (SQLite is single-machine).
+- SQLite: an exclusive ``flock`` on a file beside the database file (one lock per database,
+  like the advisory lock; SQLite is single-machine anyway).
 
 Every job runs in a fresh app context; a job that fails is logged and runs again next time;
 jobs run in a thread pool so a slow one never holds the others up.
@@ -28,7 +29,8 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("syrena.scheduler")
 
@@ -80,9 +82,34 @@ def poll_statuses() -> str | None:
     return f"{n} delivery statuses updated from the provider" if n else None
 
 
+def poll_feed(name: str) -> str | None:
+    """One feed's poll; a failed read is logged in one line (it is recorded in feed health)."""
+    from alerts.feeds import FEEDS
+    from providers.feeds import FeedError
+
+    try:
+        report = FEEDS[name].poll()
+    except FeedError as exc:
+        log.warning("feed %s failed, nothing changed: %s", name, exc)
+        return None
+    return f"{name}: {report.summary()}"
+
+
 def jobs(app: Flask) -> list[Job]:
-    """Everything the clock runs, with its interval (the dispatcher runs beside them)."""
-    return [
+    """Everything the clock runs, with its interval (the dispatcher runs beside them).
+
+    Each feed is a job of its own, so a slow feed never holds the others up."""
+    from functools import partial
+
+    from alerts.feeds import FEEDS, enabled_feeds
+
+    with app.app_context():
+        feeds = enabled_feeds()
+    feed_jobs = []
+    for name in feeds:
+        seconds = app.config[FEEDS[name].interval_setting]
+        feed_jobs.append(Job(f"feed:{name}", partial(poll_feed, name), seconds=seconds, jitter=seconds / 10))
+    return [*feed_jobs,
         Job("publish_scheduled", publish_scheduled, seconds=15),
         Job("expire_alerts", expire, seconds=60, jitter=5),
         Job("poll_statuses", poll_statuses, seconds=300, jitter=30),
@@ -95,7 +122,11 @@ class LeaderLock:
 
     def __init__(self, database_url: str, lock_dir: Path) -> None:
         self.database_url = database_url
-        self.lock_path = lock_dir / "scheduler.lock"
+        database = make_url(database_url).database if database_url.startswith("sqlite") else None
+        if database and database != ":memory:":
+            self.lock_path = Path(f"{database}.scheduler-lock")
+        else:
+            self.lock_path = lock_dir / "scheduler.lock"
         self._conn = None
         self._engine = None
         self._file = None
@@ -107,7 +138,9 @@ class LeaderLock:
     def try_acquire(self) -> bool:
         if self.postgres:
             if self._engine is None:
-                self._engine = create_engine(self.database_url, poolclass=None, pool_pre_ping=True)
+                # NullPool: closing the connection must really close it, or the server keeps
+                # the session (and the lock) alive in the pool.
+                self._engine = create_engine(self.database_url, poolclass=NullPool)
             conn = self._engine.connect()
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
             conn.commit()
@@ -143,10 +176,18 @@ class LeaderLock:
     def release(self) -> None:
         if self._conn is not None:
             try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                self._conn.commit()
+            except Exception:  # noqa: BLE001 - the connection may be dead already; closing frees it too
+                pass
+            try:
                 self._conn.close()
             except Exception:  # noqa: BLE001
                 pass
             self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
@@ -195,12 +236,16 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
     `stop` is set. More dispatchers can run beside it with `flask dispatch`."""
     lock = LeaderLock(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
     job_list = jobs(app)
+    standing_by = False
     try:
         while not stop.is_set():
             if not lock.try_acquire():
-                log.info("another scheduler holds the lock; standing by")
+                if not standing_by:  # once, not every poll
+                    log.info("another scheduler holds the lock; standing by")
+                    standing_by = True
                 stop.wait(poll_lock_seconds)
                 continue
+            standing_by = False
             log.info("scheduler lock acquired; running %d jobs", len(job_list))
             if on_leader:
                 on_leader()
@@ -238,8 +283,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(app, stop)
-    time.sleep(0)
+    run(app, stop, poll_lock_seconds=app.config["SCHEDULER_POLL_SECONDS"])
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from db import UTCDateTime, db, utcnow
 
 # Alert.status
-DRAFT = "draft"  # being written, or waiting for approval
+DRAFT = "draft"  # being written by staff
+AWAITING = "awaiting"  # prepared (by a feed, or by an editor) and waiting for staff approval
 SCHEDULED = "scheduled"  # approved, to be published at send_at
 PUBLISHED = "published"
 UPDATED = "updated"  # superseded by an update
@@ -161,3 +162,58 @@ class DeliveryEvent(db.Model):
     error_code: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# FeedWarning.state
+ACTIVE = "active"  # listed by the feed and concerning the gmina
+WITHDRAWN = "withdrawn"  # disappeared before its end, or no longer concerns the gmina
+ENDED = "ended"  # ran out (end time passed) or an air episode ended
+SUPERSEDED = "superseded"  # replaced by a newer warning that continues its alert chain
+
+
+class FeedWarning(db.Model):
+    """What the feeds last said about one warning, and which alert chain carries it.
+
+    ``kind`` groups sources that carry the same warnings: IMGW's own meteo feed and
+    Meteoalarm are both ``meteo`` with IMGW's id, so a warning carried by both is one row
+    and one alert. ``material`` hashes only what residents must be told about again (event,
+    level, start, end); the full ``fingerprint`` also covers the text.
+    """
+
+    __tablename__ = "feed_warning"
+    __table_args__ = (UniqueConstraint("kind", "warning_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    warning_id: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(12), default=ACTIVE, index=True)
+    event: Mapped[str] = mapped_column(String(120))
+    level: Mapped[int | None] = mapped_column(SmallInteger)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    material: Mapped[str] = mapped_column(String(64))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id"))
+    last_source: Mapped[str] = mapped_column(String(24))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # IMGW answered "no products" (which some failures look like): withdrawn only once the
+    # second source confirms.
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    alert: Mapped[Alert | None] = relationship()
+
+
+class FeedHealth(db.Model):
+    """The last good answer and the last error of each feed (GET /healthz, staff dashboard)."""
+
+    __tablename__ = "feed_health"
+
+    feed: Mapped[str] = mapped_column(String(24), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # The last good answer was IMGW's "no products" body (cannot be told from some failures).
+    last_was_empty: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_summary: Mapped[str | None] = mapped_column(String(500))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)

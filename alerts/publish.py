@@ -18,6 +18,7 @@ from alerts.models import (
     CANCELLED,
     CHANNELS,
     DELIVERY_EXPIRED,
+    AWAITING,
     DRAFT,
     EXPIRED,
     KIND_ALERT,
@@ -145,7 +146,7 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
     in the outbox are skipped: nobody gets a warning and its withdrawal back to back.
     """
     now = now or utcnow()
-    if alert.status not in (DRAFT, SCHEDULED):
+    if alert.status not in (DRAFT, AWAITING, SCHEDULED):
         raise AlertError("already_published")
     if alert.expires_at is not None and alert.expires_at <= now:
         alert.status = EXPIRED
@@ -182,7 +183,7 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
 
 def schedule(alert: Alert) -> None:
     """Approve an alert with a send_at in the future: the scheduler publishes it then."""
-    if alert.status != DRAFT or alert.send_at is None:
+    if alert.status not in (DRAFT, AWAITING) or alert.send_at is None:
         raise AlertError("not_schedulable")
     alert.status = SCHEDULED
     db.session.commit()
@@ -223,7 +224,7 @@ def expire_alerts(now: datetime | None = None) -> int:
         .values(status=DELIVERY_EXPIRED, updated_at=now).execution_options(synchronize_session=False)
     )
     result = db.session.execute(
-        update(Alert).where(Alert.status.in_((PUBLISHED, SCHEDULED, DRAFT)), Alert.expires_at.is_not(None),
+        update(Alert).where(Alert.status.in_((PUBLISHED, SCHEDULED, DRAFT, AWAITING)), Alert.expires_at.is_not(None),
                             Alert.expires_at <= now)
         .values(status=EXPIRED).execution_options(synchronize_session=False)
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template
 from sqlalchemy import select
 
-from alerts.models import DRAFT, REJECTED, SCHEDULED, Alert
+from alerts.models import AWAITING, DRAFT, REJECTED, SCHEDULED, Alert
+
+NOT_PUBLIC = (DRAFT, AWAITING, SCHEDULED, REJECTED)
 from db import db
 from municipality import CATEGORIES
 
@@ -15,8 +17,7 @@ bp = Blueprint("alerts", __name__)
 @bp.get("/alerts/<int:alert_id>")
 def show(alert_id: int):  # noqa: ANN201
     alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.status in (DRAFT, SCHEDULED, REJECTED):
+    if alert is None or alert.status in NOT_PUBLIC:
         abort(404)
-    newer = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status.not_in(
-        (DRAFT, SCHEDULED, REJECTED))).order_by(Alert.id.desc()).limit(1))
+    newer = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status.not_in(NOT_PUBLIC)).order_by(Alert.id.desc()).limit(1))
     return render_template("alerts/alert.html", alert=alert, newer=newer, category=CATEGORIES[alert.category])
