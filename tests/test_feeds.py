@@ -23,7 +23,7 @@ from alerts.models import Alert, Delivery, FeedHealth, FeedWarning
 from db import db, utcnow
 from population import phone_for, seed
 from providers.feeds import FeedError
-from tests.fakes.feed_server import GIOS_SENSORS, HYDRO, METEO, METEOALARM, FeedServer, sample_json
+from tests.fakes.feed_server import GIOS_SENSORS, HYDRO, METEO, METEOALARM, SHARED_FEEDS as SHARED_FEEDS_DIR, FeedServer, sample_json
 
 KOZY_HEAT = "Gd20260814094159060"
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -452,3 +452,34 @@ def test_every_feed_is_known_to_the_scheduler(feed_app):
     assert {"feed:imgw-meteo", "feed:meteoalarm", "feed:imgw-hydro", "feed:gios"} <= ids
     assert "feed:rso" not in ids  # off unless the profile enables it
     assert set(FEEDS) == {"imgw-meteo", "meteoalarm", "imgw-hydro", "gios", "rso"}
+
+
+# --- RSO ----------------------------------------------------------------------------------------
+
+def test_rso_communiques_for_our_voivodeship_wait_for_staff_when_the_profile_enables_rso(make_app, feeds, tmp_path,
+                                                                                        twilio):
+    from alerts.feeds import poll_rso
+    from municipality import PROFILES_DIR
+    from tests.fakes.feed_server import RSO
+
+    profile = tmp_path / "kozy-rso.toml"
+    profile.write_text((PROFILES_DIR / "kozy.toml").read_text(encoding="utf-8").replace(
+        "enabled = false", "enabled = true"), encoding="utf-8")
+    app = make_app(SYRENA_MUNICIPALITY=str(profile), RSO_API_BASE=feeds.base_url, FEED_TRUST_ENV=False)
+    # The recorded page is about podkarpackie; the same page as śląskie's would read:
+    xml = (SHARED_FEEDS_DIR / "rso_komunikaty_page_excerpt.xml").read_text(encoding="utf-8")
+    xml = xml.replace('slug="podkarpackie" city="">Podkarpackie', 'slug="slaskie" city="">Śląskie')
+    xml = xml.replace("2026-08-20", (utcnow() + timedelta(hours=2)).strftime("%Y-%m-%d"))
+    xml = xml.replace("2026-08-21", (utcnow() + timedelta(days=1, hours=2)).strftime("%Y-%m-%d"))
+    feeds.serve(RSO, xml, content_type="application/xml")
+    report = poll_rso()
+    assert report.found == 2 and report.relevant == 1 and report.new == [] and len(report.waiting) == 1
+    alert = db.session.get(Alert, report.waiting[0])
+    assert (alert.category, alert.status, alert.external_id) == ("emergency", "awaiting", "23261045")
+    assert poll_rso().waiting == []
+    # An item that scrolls off the page is not a withdrawal.
+    feeds.serve(RSO, "<newses><pagination_info totalItems=\"1\"/><news><id>1</id><title>x</title>"
+                     "<provinces><province slug=\"lubelskie\">Lubelskie</province></provinces></news></newses>",
+                content_type="application/xml")
+    assert poll_rso().withdrawn == []
+    assert app.extensions["municipality"].feeds.rso_enabled

@@ -104,8 +104,15 @@ def close(*locks: LeaderLock) -> None:
 
 
 def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first_dies(app, tmp_path):
+    from tests.fakes.feed_server import METEO, FeedServer
+
     old_rate_counter("before-first-leader")
+    feeds = FeedServer().__enter__()
+    feeds.reset()
     env = scheduler_env(app)
+    # Both schedulers are told to poll IMGW (the fake) once an hour: a leader polls once at
+    # start, a scheduler standing by never.
+    env.update({"FEEDS": "imgw-meteo", "IMGW_API_BASE": feeds.base_url, "FEED_INTERVAL_SECONDS": "3600"})
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     processes: list[subprocess.Popen] = []
     try:
@@ -126,6 +133,9 @@ def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first
         assert "housekeeping: purged 1 rate counters" in read[leader](), read[leader]()
         assert "dispatcher" in read[leader]() and "started" in read[leader]()
         assert rate_counters() == []
+        wait_until(lambda: "imgw-meteo:" in read[leader](), 10, "the leader's first IMGW poll")
+        time.sleep(1.5)  # give a wrongly active standby the time to poll too
+        assert feeds.count(METEO) == 1, "only the leader may poll"
         standby_log = read[standby]()
         assert ACQUIRED not in standby_log and "housekeeping" not in standby_log, standby_log
         assert "dispatcher" not in standby_log, standby_log
@@ -140,6 +150,7 @@ def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first
         assert "housekeeping: purged 1 rate counters" in read[standby](), read[standby]()
         assert rate_counters() == []
         assert took < 15
+        wait_until(lambda: feeds.count(METEO) == 2, 10, "the new leader's IMGW poll")
 
         # A clean stop: SIGTERM ends the new leader (its jobs and dispatcher) with exit code 0.
         processes[standby].send_signal(signal.SIGTERM)
@@ -147,6 +158,7 @@ def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first
         assert processes[standby].returncode == 0, read[standby]()
     finally:
         stop_all(processes)
+        feeds.__exit__()
 
 
 # --- the leader lock in-process --------------------------------------------------------------
