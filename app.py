@@ -62,6 +62,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Models must be imported before migrations or create_all look at the metadata.
     import alerts.gdpr  # noqa: F401  (adds a resident's messages to their data export)
     import alerts.models  # noqa: F401
+    import staff.audit  # noqa: F401
     import staff.models  # noqa: F401
     import subscribers.models  # noqa: F401
 
@@ -75,8 +76,18 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])
     app.jinja_env.filters["local_time"] = local_time
 
+    from admin import auth_views as admin_auth
+    from admin import messages as admin_messages
+    from admin import people as admin_people
     from alerts import receipts
     from alerts import views as alert_views
+    from staff.auth import current_staff
+
+    app.register_blueprint(admin_auth.bp)
+    app.register_blueprint(admin_messages.bp)
+    app.register_blueprint(admin_people.bp)
+    # The signed-in staff member (or None) for every template.
+    app.context_processor(lambda: {"staff": current_staff()})
     from subscribers import api, inbound, push, views
 
     app.register_blueprint(views.bp)

@@ -159,6 +159,17 @@ def load_config() -> dict[str, Any]:
         # How often a standby scheduler checks whether the leader is gone (and the leader
         # checks that it still holds the lock).
         "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),
+        # --- staff ---
+        # Approvers and admins must use a second factor (TOTP app) to sign in.
+        "STAFF_REQUIRE_TOTP": _bool("STAFF_REQUIRE_TOTP", False),
+        "STAFF_LOCKOUT_ATTEMPTS": _int("STAFF_LOCKOUT_ATTEMPTS", 5),
+        "STAFF_LOCKOUT_MINUTES": _int("STAFF_LOCKOUT_MINUTES", 15),
+        "STAFF_LOGINS_PER_IP": _int("STAFF_LOGINS_PER_IP", 30),
+        "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_HOURS", 12) * 3600,
+        # What one SMS segment costs, for the preview's estimate (Twilio's price for Poland
+        # varies; put your contract's).
+        "SMS_PRICE_PER_SEGMENT": _str("SMS_PRICE_PER_SEGMENT", "0.16"),
+        "SMS_PRICE_CURRENCY": _str("SMS_PRICE_CURRENCY", "PLN"),
         # --- dispatcher ---
         # Per dispatcher process: with N dispatchers, set the provider's limit divided by N.
         "SMS_RATE_PER_SECOND": _float("SMS_RATE_PER_SECOND", 10.0),

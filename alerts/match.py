@@ -26,8 +26,11 @@ def reachable(channel: str) -> Select:
 
 
 def matching(alert: Alert, channel: str) -> Select:
-    """Subscriber ids whose preferences match the alert on `channel`."""
+    """Subscriber ids whose preferences match the alert on `channel`. An exercise goes to
+    the staff test group only, whatever they chose."""
     query = reachable(channel)
+    if alert.exercise:
+        return query.where(Subscriber.test_group.is_(True))
     if alert.category != "emergency":
         # Messages without levels (official, events...) count as level 1: everyone who chose them.
         level = alert.level or 1

@@ -89,6 +89,9 @@ class Alert(db.Model):
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Sent by a lone approver without the second approval: the reason is in meta.
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Anything the source wants to keep (feed fingerprint, office, raw event name).

@@ -36,6 +36,10 @@ from db import db, utcnow
 from municipality import CATEGORIES, LANGUAGES
 
 
+TITLE_MAX_CHARS = 120
+TEXT_MAX_CHARS = 1500
+
+
 class AlertError(ValueError):
     """An alert that cannot be created or published as asked; `code` is stable (forms, API)."""
 
@@ -58,6 +62,7 @@ class Draft:
     expires_at: datetime | None = None
     send_at: datetime | None = None
     keep_diacritics: bool = False
+    exercise: bool = False
     source: str = "manual"
     external_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +84,14 @@ def validate(draft: Draft, now: datetime | None = None) -> None:
         raise AlertError("title_missing", field="title_pl")
     if not (draft.texts.get("pl") or "").strip():
         raise AlertError("text_missing", field="text_pl")
+    # Hard limits: the full text must fit a push message (4 KB) and a readable page; the SMS
+    # is cut to SMS_MAX_SEGMENTS with a link anyway.
+    for lang, title in draft.titles.items():
+        if len((title or "").strip()) > TITLE_MAX_CHARS:
+            raise AlertError("title_too_long", field=f"title_{lang}", limit=TITLE_MAX_CHARS)
+    for lang, text in draft.texts.items():
+        if len((text or "").strip()) > TEXT_MAX_CHARS:
+            raise AlertError("text_too_long", field=f"text_{lang}", limit=TEXT_MAX_CHARS)
     for lang in (*draft.titles, *draft.texts):
         if lang not in LANGUAGES:
             raise AlertError("language_unknown", field="language", value=lang)
@@ -117,6 +130,7 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
         texts={k: v.strip() for k, v in draft.texts.items() if v and v.strip()},
         areas=areas, channels=list(dict.fromkeys(draft.channels)), starts_at=draft.starts_at,
         expires_at=draft.expires_at, send_at=draft.send_at, keep_diacritics=draft.keep_diacritics,
+        exercise=draft.exercise,
         status=DRAFT, created_by=created_by, meta=dict(draft.meta),
     )
     db.session.add(alert)
@@ -124,7 +138,7 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
     return alert
 
 
-def _active_channels(alert: Alert) -> list[str]:
+def active_channels(alert: Alert) -> list[str]:
     # Push only goes out when the gmina configured VAPID keys.
     return [c for c in alert.channels if c != "push" or current_app.extensions.get("webpush") is not None]
 
@@ -135,6 +149,21 @@ def _chain_ids(alert: Alert) -> list[int]:
         ids.append(node.id)
         node = node.parent
     return ids
+
+
+def recipients(alert: Alert, channel: str):  # noqa: ANN201 - a Select of subscriber ids
+    """Who `alert` goes to on `channel`: the one definition publishing and the preview share.
+
+    An update goes to everyone who got an earlier message of the chain and to anyone who
+    matches it now; a cancellation only to those who got an earlier message.
+    """
+    chain = _chain_ids(alert)
+    if alert.kind == KIND_CANCEL:
+        return match.earlier_recipients(chain, channel)
+    if alert.kind == KIND_UPDATE:
+        return select(union(match.earlier_recipients(chain, channel), match.matching(alert, channel))
+                      .subquery().c.id)
+    return match.matching(alert, channel)
 
 
 def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
@@ -151,7 +180,7 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
     if alert.expires_at is not None and alert.expires_at <= now:
         alert.status = EXPIRED
         db.session.commit()
-        return {c: 0 for c in _active_channels(alert)}
+        return {c: 0 for c in active_channels(alert)}
 
     chain = _chain_ids(alert)
     counts: dict[str, int] = {}
@@ -166,15 +195,8 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
             .values(status=CANCELLED if alert.kind == KIND_CANCEL else UPDATED)
             .execution_options(synchronize_session=False)
         )
-    for channel in _active_channels(alert):
-        if alert.kind == KIND_CANCEL:
-            who = match.earlier_recipients(chain, channel)
-        elif alert.kind == KIND_UPDATE:
-            who = select(union(match.earlier_recipients(chain, channel), match.matching(alert, channel))
-                         .subquery().c.id)
-        else:
-            who = match.matching(alert, channel)
-        counts[channel] = outbox.insert_deliveries(alert, channel, who, now)
+    for channel in active_channels(alert):
+        counts[channel] = outbox.insert_deliveries(alert, channel, recipients(alert, channel), now)
     alert.status = PUBLISHED
     alert.published_at = now
     db.session.commit()
@@ -196,6 +218,7 @@ def follow_up(parent: Alert, kind: str, draft: Draft, created_by: int | None = N
     if parent.status not in (PUBLISHED, UPDATED):
         raise AlertError("parent_not_published")
     draft.category = parent.category
+    draft.exercise = parent.exercise  # a correction of an exercise is an exercise too
     if kind == KIND_CANCEL:
         draft.level = parent.level
         draft.areas = parent.areas

@@ -25,11 +25,12 @@ def alert_url(alert: Alert, lang: str | None = None) -> str:
 
 
 def _prefix(alert: Alert, lang: str) -> str:
+    prefix = translate("alert.prefix_exercise", lang) + " " if alert.exercise else ""
     if alert.kind == KIND_UPDATE:
-        return translate("alert.prefix_update", lang) + " "
+        return prefix + translate("alert.prefix_update", lang) + " "
     if alert.kind == KIND_CANCEL:
-        return translate("alert.prefix_cancel", lang) + " "
-    return ""
+        return prefix + translate("alert.prefix_cancel", lang) + " "
+    return prefix
 
 
 def sms_body(alert: Alert, lang: str) -> str:

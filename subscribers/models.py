@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db import UTCDateTime, db, utcnow
@@ -39,6 +39,8 @@ class Subscriber(db.Model):
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Bumped to revoke every manage link issued before (a lost phone, a leaked link).
     link_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Staff's own phones that receive exercise messages ("ĆWICZENIA").
+    test_group: Mapped[bool] = mapped_column(Boolean, default=False)
 
     categories: Mapped[list[SubscriberCategory]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

@@ -1,0 +1,232 @@
+"""Staff messages from draft to residents, under the two-person rule.
+
+- An editor writes a draft and submits it; an approver approves it (sent now, or scheduled
+  for its send time) or rejects it. Feed alerts below the automatic level arrive already
+  submitted ("awaiting").
+- Two-person rule: a message to the whole gmina, or in ``emergency``, needs the approval of
+  someone who did not write or edit it. Other messages an approver may send alone.
+- Break glass: a lone approver may send an emergency at once with a written reason; the
+  audit log flags it.
+- Exercise messages go only to the staff test group and need no second person.
+- Every step is in the audit log.
+
+Functions raise AlertError with a stable code (translated as error.<code>) and never
+commit half a step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from alerts import publish as lifecycle
+from alerts.models import (
+    AWAITING,
+    CHANNELS,
+    DRAFT,
+    KIND_CANCEL,
+    KIND_UPDATE,
+    PUBLISHED,
+    REJECTED,
+    SCHEDULED,
+    UPDATED,
+    Alert,
+)
+from alerts.publish import AlertError, Draft
+from db import db, utcnow
+from staff import audit
+from staff.models import StaffUser
+
+BREAK_GLASS_MIN_REASON = 10
+
+
+def two_person_needed(alert: Alert) -> bool:
+    return not alert.exercise and (alert.category == "emergency" or alert.areas is None)
+
+
+def authors(alert: Alert) -> set[int]:
+    ids = {alert.created_by} if alert.created_by else set()
+    return ids | set(alert.meta.get("edited_by", []))
+
+
+# --- reading the compose form -------------------------------------------------------------
+
+def _local(raw: str | None, field: str) -> datetime | None:
+    """A datetime-local field ("2026-11-26T18:30") in the gmina's time, as aware UTC."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        naive = datetime.fromisoformat(raw)
+    except ValueError:
+        raise AlertError("datetime_invalid", field=field) from None
+    zone = ZoneInfo(current_app.extensions["municipality"].timezone)
+    return naive.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def draft_from_form(form: Any, *, parent: Alert | None = None) -> Draft:
+    """Read the compose form (a MultiDict). Raises AlertError for what cannot be read;
+    ``lifecycle.validate`` checks the rest."""
+    category = (form.get("category") or "").strip() if parent is None else parent.category
+    raw_level = (form.get("level") or "").strip()
+    try:
+        level = int(raw_level) if raw_level else None
+    except ValueError:
+        raise AlertError("level_invalid", field="level") from None
+    target = form.get("target", "all")
+    areas = None if target == "all" else [a for a in form.getlist("areas") if a]
+    if target != "all" and not areas:
+        raise AlertError("areas_missing", field="areas")
+    channels = [c for c in form.getlist("channels") if c]
+    if any(c not in CHANNELS for c in channels):
+        raise AlertError("channel_unknown", field="channels")
+    send_at = _local(form.get("send_at"), "send_at") if form.get("when") == "later" else None
+    if form.get("when") == "later" and send_at is None:
+        raise AlertError("send_at_missing", field="send_at")
+    expires_at = _local(form.get("expires_at"), "expires_at")
+    starts_at = send_at or utcnow()
+    return Draft(
+        category=category, level=level,
+        titles={lang: form.get(f"title_{lang}", "") for lang in ("pl", "en", "uk")},
+        texts={lang: form.get(f"text_{lang}", "") for lang in ("pl", "en", "uk")},
+        areas=areas, channels=channels, starts_at=starts_at, expires_at=expires_at, send_at=send_at,
+        keep_diacritics=form.get("keep_diacritics") in ("1", "on", "true"),
+        exercise=form.get("exercise") in ("1", "on", "true"),
+    )
+
+
+# --- the steps ---------------------------------------------------------------------------
+
+def save_draft(user: StaffUser, draft: Draft, alert: Alert | None = None, *, parent: Alert | None = None,
+               kind: str | None = None) -> Alert:
+    """Create a draft (or a follow-up of `parent`), or change one not yet sent."""
+    if alert is None:
+        if parent is not None:
+            created = lifecycle.follow_up(parent, kind or KIND_UPDATE, draft, created_by=user.id)
+        else:
+            created = lifecycle.create_alert(draft, created_by=user.id)
+        audit.record("draft_created", staff=user, target=f"alert:{created.id}", commit=False,
+                     category=created.category, kind=created.kind, parent=parent.id if parent else None)
+        db.session.commit()
+        return created
+    if alert.status not in (DRAFT, AWAITING):
+        raise AlertError("not_editable")
+    if alert.kind == KIND_CANCEL or alert.parent_id is not None:
+        draft.category = alert.category
+    lifecycle.validate(draft)
+    areas = draft.areas
+    if areas is not None and set(areas) >= set(current_app.extensions["municipality"].area_codes()):
+        areas = None
+    alert.category, alert.level = draft.category, draft.level
+    alert.titles = {k: v.strip() for k, v in draft.titles.items() if v and v.strip()}
+    alert.texts = {k: v.strip() for k, v in draft.texts.items() if v and v.strip()}
+    alert.areas = sorted(set(areas)) if areas is not None else None
+    alert.channels = list(dict.fromkeys(draft.channels))
+    alert.starts_at, alert.expires_at, alert.send_at = draft.starts_at, draft.expires_at, draft.send_at
+    alert.keep_diacritics, alert.exercise = draft.keep_diacritics, draft.exercise
+    if user.id != alert.created_by:
+        alert.meta = {**alert.meta, "edited_by": sorted({*alert.meta.get("edited_by", []), user.id})}
+    audit.record("draft_edited", staff=user, target=f"alert:{alert.id}", commit=False)
+    db.session.commit()
+    return alert
+
+
+def submit(user: StaffUser, alert: Alert) -> None:
+    """Ask for approval."""
+    if alert.status != DRAFT:
+        raise AlertError("not_editable")
+    alert.status = AWAITING
+    audit.record("submitted", staff=user, target=f"alert:{alert.id}", commit=False)
+    db.session.commit()
+
+
+def can_approve(user: StaffUser, alert: Alert) -> str | None:
+    """None when `user` may approve `alert` now, else the refusal code."""
+    if not user.can("approver"):
+        return "not_allowed"
+    if alert.status not in (DRAFT, AWAITING):
+        return "not_awaiting"
+    if alert.status == DRAFT and two_person_needed(alert):
+        return "needs_second_person"  # the author's own draft: submit it for approval
+    if two_person_needed(alert) and user.id in authors(alert):
+        return "self_approval"
+    return None
+
+
+def approve(user: StaffUser, alert: Alert, now: datetime | None = None) -> dict[str, int] | None:
+    """Send now (returns deliveries queued per channel), or schedule for send_at (None)."""
+    now = now or utcnow()
+    refusal = can_approve(user, alert)
+    if refusal:
+        audit.record("approval_refused", staff=user, target=f"alert:{alert.id}", reason=refusal)
+        raise AlertError(refusal)
+    lifecycle.validate(_as_draft(alert, now), now)
+    alert.approved_by, alert.approved_at = user.id, now
+    if alert.send_at is not None and alert.send_at > now:
+        alert.status = SCHEDULED
+        audit.record("scheduled", staff=user, target=f"alert:{alert.id}", commit=False,
+                     send_at=alert.send_at.isoformat())
+        db.session.commit()
+        return None
+    audit.record("approved", staff=user, target=f"alert:{alert.id}", commit=False)
+    counts = lifecycle.publish(alert, now)
+    audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts)
+    return counts
+
+
+def break_glass(user: StaffUser, alert: Alert, reason: str | None, now: datetime | None = None) -> dict[str, int]:
+    """A lone approver sends an emergency now, with a reason; flagged in the audit log."""
+    now = now or utcnow()
+    reason = (reason or "").strip()
+    if not user.can("approver"):
+        raise AlertError("not_allowed")
+    if alert.category != "emergency":
+        raise AlertError("break_glass_emergency_only")
+    if alert.status not in (DRAFT, AWAITING):
+        raise AlertError("not_awaiting")
+    if len(reason) < BREAK_GLASS_MIN_REASON:
+        raise AlertError("break_glass_reason", field="reason", minimum=BREAK_GLASS_MIN_REASON)
+    lifecycle.validate(_as_draft(alert, now), now)
+    alert.approved_by, alert.approved_at, alert.break_glass = user.id, now, True
+    alert.meta = {**alert.meta, "break_glass_reason": reason}
+    alert.send_at = None
+    audit.record("break_glass", staff=user, target=f"alert:{alert.id}", flagged=True, commit=False, reason=reason)
+    counts = lifecycle.publish(alert, now)
+    audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts, break_glass=True)
+    return counts
+
+
+def reject(user: StaffUser, alert: Alert, reason: str | None) -> None:
+    if not user.can("approver"):
+        raise AlertError("not_allowed")
+    if alert.status not in (AWAITING, SCHEDULED):
+        raise AlertError("not_awaiting")
+    alert.status = REJECTED
+    alert.meta = {**alert.meta, "rejected_by": user.id, "reason": (reason or "").strip()[:300]}
+    audit.record("rejected", staff=user, target=f"alert:{alert.id}", commit=False, reason=(reason or "")[:300])
+    db.session.commit()
+
+
+def unschedule(user: StaffUser, alert: Alert) -> None:
+    """Stop a scheduled message before its time: back to a draft, approval needed again."""
+    if not user.can("approver") or alert.status != SCHEDULED:
+        raise AlertError("not_awaiting")
+    alert.status, alert.approved_by, alert.approved_at = DRAFT, None, None
+    audit.record("unscheduled", staff=user, target=f"alert:{alert.id}", commit=False)
+    db.session.commit()
+
+
+def can_follow_up(alert: Alert) -> bool:
+    return alert.status in (PUBLISHED, UPDATED)
+
+
+def _as_draft(alert: Alert, now: datetime) -> Draft:
+    # A send time that passed while the message waited for approval means "now".
+    send_at = alert.send_at if alert.send_at is not None and alert.send_at > now else None
+    return Draft(category=alert.category, level=alert.level, titles=dict(alert.titles), texts=dict(alert.texts),
+                 areas=alert.areas, channels=list(alert.channels), starts_at=alert.starts_at,
+                 expires_at=alert.expires_at, send_at=send_at, keep_diacritics=alert.keep_diacritics,
+                 exercise=alert.exercise)
