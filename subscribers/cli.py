@@ -48,3 +48,14 @@ def erase_command(phone: str, yes: bool) -> None:
         click.confirm(f"Erase {masked} and all their data? This cannot be undone", abort=True)
     service.erase(subscriber)
     click.echo(f"Erased {masked}.")
+
+
+@subscribers_cli.command("revoke-links")
+@click.argument("phone")
+def revoke_links_command(phone: str) -> None:
+    """Make every manage link of PHONE stop working (a lost phone, a forwarded SMS).
+
+    The resident gets a new link by confirming the number again on the website."""
+    subscriber = _find(phone)
+    service.revoke_links(subscriber)
+    click.echo(f"Revoked the manage links of {mask_phone(subscriber.phone)}.")

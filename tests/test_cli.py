@@ -64,3 +64,14 @@ def test_erase_asks_before_it_deletes(runner):
 def test_an_unknown_number_is_reported(runner):
     result = runner.invoke(args=["subscribers", "export", "+48501234567"])
     assert result.exit_code != 0 and "No subscriber with the number +48501234567" in result.output
+
+
+def test_staff_can_revoke_a_residents_manage_links(app, runner):
+    from subscribers.links import make_manage_token, subscriber_for_token
+
+    subscriber, _ = keyword_signup("+48501234567", None, Origin("sms"))
+    token = make_manage_token(subscriber)
+    result = runner.invoke(args=["subscribers", "revoke-links", "501234567"])
+    assert result.exit_code == 0 and "Revoked the manage links of +48 501 *** 567." in result.output
+    assert subscriber_for_token(token) is None
+    assert subscriber_for_token(make_manage_token(subscriber)) is not None
