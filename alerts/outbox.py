@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, Select, func, literal, select
+from sqlalchemy import Integer, Select, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -33,9 +33,13 @@ def priority(alert: Alert) -> int:
     return PRIORITY_ROUTINE
 
 
+# Only emergencies and warnings of level 2 and above wake people at night: a delivery with a
+# lower priority waits out the quiet hours (the dispatcher claims only priority >= this then).
+QUIET_HOURS_MIN_PRIORITY = PRIORITY_LEVEL_2
+
+
 def waits_for_quiet_hours(alert: Alert) -> bool:
-    """Only emergencies and warnings of level 2 and above wake people at night."""
-    return priority(alert) < PRIORITY_LEVEL_2
+    return priority(alert) < QUIET_HOURS_MIN_PRIORITY
 
 
 def insert_deliveries(alert: Alert, channel: str, subscriber_ids: Select, now: datetime | None = None) -> int:
@@ -48,7 +52,6 @@ def insert_deliveries(alert: Alert, channel: str, subscriber_ids: Select, now: d
         literal(channel),
         literal(PENDING),
         literal(priority(alert), Integer),
-        literal(waits_for_quiet_hours(alert), Boolean),
         literal(now, UTCDateTime()),
         literal(0, Integer),
         literal(now, UTCDateTime()),
@@ -57,8 +60,7 @@ def insert_deliveries(alert: Alert, channel: str, subscriber_ids: Select, now: d
     postgres = db.engine.dialect.name == "postgresql"
     insert = pg_insert if postgres else sqlite_insert
     stmt = insert(Delivery).from_select(
-        ["alert_id", "subscriber_id", "channel", "status", "priority", "quiet", "next_attempt_at", "attempts",
-         "created_at"],
+        ["alert_id", "subscriber_id", "channel", "status", "priority", "next_attempt_at", "attempts", "created_at"],
         source,
     ).on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id", "channel"])
     if postgres:

@@ -30,8 +30,16 @@ from staff import audit
 from staff.models import StaffUser
 from subscribers import ratelimit
 
-# Compared against when the e-mail is unknown, so a wrong e-mail takes as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """Compared against when the e-mail is unknown, so a wrong e-mail takes as long as a
+    wrong password. Made on first use: scrypt at import would slow every process start."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = generate_password_hash("not-a-real-password", method="scrypt")
+    return _dummy_hash
 
 
 class LoginError(Exception):
@@ -85,7 +93,7 @@ def authenticate(email: str | None, password: str | None, totp_code: str | None)
     if user is None or not user.active:
         from werkzeug.security import check_password_hash
 
-        check_password_hash(_DUMMY_HASH, password or "")
+        check_password_hash(_dummy(), password or "")
         audit.record("login_failed", detail_email=address[:254], reason="unknown or disabled account")
         raise LoginError("bad_credentials")
     if user.locked_until is not None and user.locked_until > now:

@@ -1,0 +1,82 @@
+"""`python -m bench [--quick]`: run fanout, dispatch and memory in turn, one at a time.
+
+Prints a short header, then one line per figure (ours, the baseline measured in the same
+run, the ratio, the target and PASS/MISS); progress goes to stderr. `--quick` divides every
+count by 10 for a smoke run (its figures are not the ones to quote). Exit status 1 when any
+figure misses its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+HEADER = """\
+Syrena benchmarks ({mode}) -- {machine}
+Each line: our figure | the baseline measured in this same run | ratio | target | PASS/MISS.
+Medians of 3 runs, ours and the baseline alternating; fixtures are built and freed before timing.
+  fanout   publish(alert) to {fanout:,} matching residents (SQLite file, WAL; PostgreSQL) vs the same
+           rows written by one hand-written INSERT ... SELECT on the raw DBAPI connection.
+           Ratio = our time / raw time, target <= 1.5x.
+  dispatch SMS/s through Dispatcher.run_once() (batches of 200, 32 threads, real twilio SDK, SQLite)
+           to the fake Twilio API in its own process, vs a bare keep-alive requests.Session (32
+           connections, 32 threads) posting the same forms. Ratio = our msg/s / raw msg/s,
+           target >= 0.5x and >= 100 msg/s (10x Twilio's default 10 segments/s per alphanumeric sender).
+  memory   peak RSS (ru_maxrss) of a fresh process that fans out {memory:,} deliveries and
+           dispatches the first {dispatched:,} (real SDK), vs a bare app process (create_app + empty
+           query). Target: peak < 300 MB; readings during dispatch show whether memory is flat per batch.
+"""
+
+
+def _machine() -> str:
+    return (f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}, {_load()}")
+
+
+def _load() -> str:
+    """Other work on these 2 cores skews every figure; say how busy the machine was."""
+    one, five, _ = os.getloadavg()
+    busy = " -- BUSY: other processes compete, expect noise" if one > 0.5 * (os.cpu_count() or 1) else ""
+    return f"load average {one:.2f} (1 min) / {five:.2f} (5 min){busy}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every count / 10 (smoke run)")
+    args = parser.parse_args(argv)
+
+    from bench.common import start_launcher
+
+    start_launcher()  # before anything grows: see its docstring (ru_maxrss is inherited)
+
+    from bench import dispatch, fanout, memory
+
+    scale = 10 if args.quick else 1
+    print(HEADER.format(mode="quick: counts / 10, smoke run only" if args.quick else "full",
+                        machine=_machine(), fanout=fanout.FULL_COUNT // scale,
+                        memory=memory.FULL_RESIDENTS // scale, dispatched=memory.FULL_DISPATCHED // scale),
+          flush=True)
+    benchmarks: list[tuple[str, Callable[[bool], list[str]]]] = [
+        ("fanout", fanout.main), ("dispatch", dispatch.main), ("memory", memory.main)]
+    missed = False
+    started = time.monotonic()
+    for name, run in benchmarks:
+        began = time.monotonic()
+        lines = run(args.quick)
+        for line in lines:
+            print(line, flush=True)
+            missed = missed or line.endswith("| MISS")
+        print(f"  ({name}: {time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
+    verdict = "some figure MISSED its target" if missed else "every figure PASSED"
+    print(f"\nTotal wall time {time.monotonic() - started:.0f} s; {_load()} at the end; {verdict}.",
+          flush=True)
+    # A quick run is a smoke test of the code paths: its small counts are not the targets' counts.
+    return 1 if missed and not args.quick else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
