@@ -30,8 +30,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         raise ConfigError("SECRET_KEY must be set (SYRENA_ENV=development makes one for local use).")
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a slow resident must not lose the form
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask defines these keys (SameSite as None), so setdefault would not apply: set them
+    # unless a deployment or test chose a value.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
 
     if not app.debug and not app.testing:

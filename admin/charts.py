@@ -19,7 +19,8 @@ def bar_chart(rows: Sequence[tuple[str, float]], *, title: str, unit: str = "") 
     for i, (label, value) in enumerate(rows):
         y = gap + i * (bar_h + gap)
         w = (width - label_w - 50) * value / top
-        parts.append(f'<text x="0" y="{y + bar_h - 5}" class="chart-label">{escape(str(label))[:18]}</text>'
+        text = str(label) if len(str(label)) <= 18 else str(label)[:17] + "…"  # cut before escaping
+        parts.append(f'<text x="0" y="{y + bar_h - 5}" class="chart-label">{escape(text)}</text>'
                      f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" class="chart-bar"/>'
                      f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}" class="chart-value">'
                      f'{value:g}{escape(unit)}</text>')

@@ -114,8 +114,12 @@ def save_draft(user: StaffUser, draft: Draft, alert: Alert | None = None, *, par
         return created
     if alert.status not in (DRAFT, AWAITING):
         raise AlertError("not_editable")
-    if alert.kind == KIND_CANCEL or alert.parent_id is not None:
-        draft.category = alert.category
+    if alert.parent is not None:
+        # A correction keeps what follow_up fixed when it was created.
+        draft.category, draft.exercise = alert.category, alert.parent.exercise
+        if alert.kind == KIND_CANCEL:
+            draft.level, draft.areas, draft.channels = alert.parent.level, alert.parent.areas, alert.parent.channels
+            draft.expires_at = None
     lifecycle.validate(draft)
     areas = draft.areas
     if areas is not None and set(areas) >= set(current_app.extensions["municipality"].area_codes()):
@@ -212,7 +216,9 @@ def reject(user: StaffUser, alert: Alert, reason: str | None) -> None:
 
 def unschedule(user: StaffUser, alert: Alert) -> None:
     """Stop a scheduled message before its time: back to a draft, approval needed again."""
-    if not user.can("approver") or alert.status != SCHEDULED:
+    if not user.can("approver"):
+        raise AlertError("not_allowed")
+    if alert.status != SCHEDULED:
         raise AlertError("not_awaiting")
     alert.status, alert.approved_by, alert.approved_at = DRAFT, None, None
     audit.record("unscheduled", staff=user, target=f"alert:{alert.id}", commit=False)

@@ -36,6 +36,7 @@ from sqlalchemy import insert, select, update
 
 from alerts import render
 from alerts.outbox import QUIET_HOURS_MIN_PRIORITY
+from alerts.sms_text import count_segments
 from alerts.models import (
     CANCELLED,
     DELIVERY_EXPIRED,
@@ -246,7 +247,10 @@ class Dispatcher:
                 result = self.sms.send(job.sms)
             except ProviderError as exc:
                 return Outcome(job, error=exc)
-            return Outcome(job, provider_ref=result.provider_ref, segments=result.segments)
+            # Through a Messaging Service Twilio reports 0 segments at first; the body we sent
+            # is what it bills, so count it ourselves (alerts/sms_text.py counts exactly).
+            segments = result.segments or count_segments(job.sms.body).segments
+            return Outcome(job, provider_ref=result.provider_ref, segments=segments)
         gone: list[str] = []
         delivered = 0
         last_error: ProviderError | None = None

@@ -16,6 +16,7 @@ from alerts.models import (
     SKIPPED,
     UNCERTAIN,
     UNDELIVERED,
+    Alert,
     Delivery,
 )
 from db import db
@@ -49,11 +50,13 @@ def delivery_figures(alert_id: int) -> dict[str, Any]:
             target[bucket] = target.get(bucket, 0) + count
             target["total"] += count
     by_area: dict[str, dict[str, int]] = {}
-    for area, status, count in db.session.execute(
-        select(SubscriberArea.area, Delivery.status, func.count())
-        .join(SubscriberArea, SubscriberArea.subscriber_id == Delivery.subscriber_id)
-        .where(Delivery.alert_id == alert_id).group_by(SubscriberArea.area, Delivery.status)
-    ):
+    per_area = (select(SubscriberArea.area, Delivery.status, func.count())
+                .join(SubscriberArea, SubscriberArea.subscriber_id == Delivery.subscriber_id)
+                .where(Delivery.alert_id == alert_id))
+    targeted = db.session.scalar(select(Alert.areas).where(Alert.id == alert_id))
+    if targeted is not None:
+        per_area = per_area.where(SubscriberArea.area.in_(targeted))  # count targeted areas only
+    for area, status, count in db.session.execute(per_area.group_by(SubscriberArea.area, Delivery.status)):
         row = by_area.setdefault(area, _empty())
         row[BUCKETS.get(status, status)] += count
         row["total"] += count

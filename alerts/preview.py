@@ -52,10 +52,11 @@ def preview(alert: Alert) -> Preview:
     for channel in channels:
         who = recipients(alert, channel).subquery()
         reach[channel] = db.session.scalar(select(func.count()).select_from(who)) or 0
-        for area, count in db.session.execute(
-            select(SubscriberArea.area, func.count()).where(SubscriberArea.subscriber_id.in_(select(who.c.id)))
-            .group_by(SubscriberArea.area)
-        ):
+        per_area = select(SubscriberArea.area, func.count()).where(SubscriberArea.subscriber_id.in_(select(who.c.id)))
+        if alert.areas is not None:
+            # A resident of several areas counts in the targeted ones only.
+            per_area = per_area.where(SubscriberArea.area.in_(alert.areas))
+        for area, count in db.session.execute(per_area.group_by(SubscriberArea.area)):
             by_area.setdefault(area, {})[channel] = count
         if channel == "sms":
             languages = dict(db.session.execute(

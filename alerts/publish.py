@@ -72,6 +72,8 @@ def validate(draft: Draft, now: datetime | None = None) -> None:
     """Raise AlertError for the first problem found."""
     now = now or utcnow()
     m = current_app.extensions["municipality"]
+    if not (draft.category or "").strip():
+        raise AlertError("category_missing", field="category")
     category = CATEGORIES.get(draft.category)
     if category is None or draft.category not in m.categories:
         raise AlertError("category_unknown", field="category", value=draft.category)

@@ -31,6 +31,7 @@ from staff.models import StaffUser
 from subscribers import ratelimit
 
 _dummy_hash: str | None = None
+_UNSET = object()
 
 
 def _dummy() -> str:
@@ -67,10 +68,12 @@ def verify_totp(user: StaffUser, code: str | None, secret: str | None = None) ->
         return False
     totp = _totp(secret)
     now = utcnow()
+    # Replay is a question for the secret in use; a new secret being enrolled has no history.
+    last = user.totp_last_step if secret == user.totp_secret else None
     for drift in (0, -1, 1):  # one step of clock drift either way
         step = totp.timecode(now) + drift
         if hmac.compare_digest(totp.generate_otp(step), code):
-            if user.totp_last_step is not None and step <= user.totp_last_step:
+            if last is not None and step <= last:
                 return False
             user.totp_last_step = step
             return True
@@ -164,6 +167,7 @@ def start_session(user: StaffUser) -> None:
     session["staff_id"] = user.id
     session["staff_key"] = _session_key(user)
     session.permanent = True
+    request.environ.pop("syrena.staff", None)
 
 
 def end_session() -> None:
@@ -171,12 +175,17 @@ def end_session() -> None:
     if user is not None:
         audit.record("logout", staff=user)
     session.clear()
+    request.environ.pop("syrena.staff", None)
 
 
 def current_staff() -> StaffUser | None:
-    """The signed-in, active account of this request, or None."""
-    if "staff_user" in g:
-        return g.staff_user
+    """The signed-in, active account of this request, or None.
+
+    Cached on the request, not on `g`: an app context can outlive many requests (tests,
+    scripts), and an earlier request's account must never be reused."""
+    cached = request.environ.get("syrena.staff", _UNSET)
+    if cached is not _UNSET:
+        return cached
     user = None
     staff_id = session.get("staff_id")
     if staff_id is not None:
@@ -185,7 +194,7 @@ def current_staff() -> StaffUser | None:
                                                                       _session_key(user)):
             session.clear()
             user = None
-    g.staff_user = user
+    request.environ["syrena.staff"] = user
     return user
 
 
