@@ -1,0 +1,379 @@
+"""People in the admin (admin/people.py): resident counts and charts, search with masked
+numbers, one resident's page and its GDPR actions, the staff test group, staff accounts, and
+the audit log with its CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+import population
+from admin.people import verified_per_day
+from db import db, utcnow
+from staff.audit import AuditEvent
+from staff.models import StaffUser
+from subscribers.models import (ACTIVE, DEACTIVATED, OPTED_OUT, ConsentEvent, PushSubscription, Subscriber)
+from tests.test_admin_auth import (admin_app, audit_actions, make_staff,  # noqa: F401
+                                   sign_in, text_of)
+
+PHONE = population.phone_for(7)  # +48500000007
+
+
+def client_as(app: Flask, role: str, email: str | None = None) -> FlaskClient:
+    email = email or f"{role}@gmina.pl"
+    if db.session.scalar(select(StaffUser).where(StaffUser.email == email)) is None:
+        make_staff(email, role)
+    client = app.test_client()
+    assert sign_in(client, email).status_code == 302
+    return client
+
+
+def seed_one(phone_n: int = 7, **kwargs) -> Subscriber:  # noqa: ANN003
+    [sid] = population.seed(1, categories={"weather": 2, "official": 1}, areas=kwargs.pop("areas", ["KOZY"]),
+                            start=phone_n, **kwargs)
+    return db.session.get(Subscriber, sid)
+
+
+@pytest.fixture
+def app(admin_app: Callable[..., Flask]) -> Flask:  # noqa: F811
+    return admin_app()
+
+
+# --- counts and charts --------------------------------------------------------------------
+
+def test_counts_and_charts_with_a_seeded_population(admin_app: Callable[..., Flask]) -> None:  # noqa: F811
+    app = admin_app(SYRENA_MUNICIPALITY="porabka")
+    population.seed(30, categories={"weather": 1, "official": 1}, areas=["BUJ"])
+    population.seed(20, categories={"weather": 2}, areas=["CZA", "POR"], start=100)
+    population.seed(5, categories={"weather": 1}, areas=["BUJ"], start=200, status=OPTED_OUT)
+    population.seed(2, categories={"weather": 1}, areas=["BUJ"], start=300, status=DEACTIVATED)
+    # Ten residents verified twelve days ago; one active resident also has push.
+    first_ids = db.session.scalars(select(Subscriber.id).order_by(Subscriber.id).limit(10)).all()
+    db.session.execute(update(Subscriber).where(Subscriber.id.in_(first_ids))
+                       .values(verified_at=utcnow() - timedelta(days=12)))
+    db.session.add(PushSubscription(subscriber_id=first_ids[0], endpoint="https://fcm.googleapis.com/x/1",
+                                    p256dh="k", auth="a"))
+    db.session.commit()
+
+    page = client_as(app, "editor").get("/admin/subscribers")
+    html = text_of(page)
+    assert page.status_code == 200
+    rows = dict(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="num">(\d+)</td></tr>', html))
+    assert rows["Bujaków"] == "30" and rows["Czaniec"] == "20" and rows["Porąbka"] == "20"
+    assert rows["Kobiernice"] == "0"
+    assert rows["Ostrzeżenia meteorologiczne"] == "50" and rows["Komunikaty urzędowe"] == "30"
+    assert rows["SMS"] == "50" and rows["Powiadomienia w aplikacji"] == "1"
+    assert html.count('<svg class="chart"') == 4
+    assert "polyline" in html  # the growth line
+    assert "Razem w ostatnich 90 dniach: 57." in html
+
+    growth = verified_per_day()
+    assert len(growth) == 90
+    assert growth[-1][1] == 47 and growth[-13][1] == 10
+    assert sum(n for _, n in growth) == 57
+
+
+def test_counts_with_nobody_yet(app: Flask) -> None:
+    page = client_as(app, "editor").get("/admin/subscribers")
+    assert page.status_code == 200
+    assert "Razem w ostatnich 90 dniach: 0." in text_of(page)
+
+
+# --- search and the resident page ---------------------------------------------------------
+
+def test_search_masks_the_number_for_an_editor_and_shows_it_to_an_approver(app: Flask) -> None:
+    resident = seed_one()
+    editor, approver = client_as(app, "editor"), client_as(app, "approver")
+
+    html = text_of(editor.get("/admin/subscribers", query_string={"phone": "500 000 007"}))
+    assert "+48 500 *** 007" in html and PHONE not in html
+    assert f"/admin/subscribers/{resident.id}" in html
+    page = text_of(editor.get(f"/admin/subscribers/{resident.id}"))
+    assert "+48 500 *** 007" in page and PHONE not in page
+    assert "subscriber_viewed" not in audit_actions()  # nothing was disclosed
+
+    html = text_of(approver.get("/admin/subscribers", query_string={"phone": "+48 500-000-007"}))
+    assert PHONE in html
+    page = text_of(approver.get(f"/admin/subscribers/{resident.id}"))
+    assert PHONE in page
+    viewed = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "subscriber_viewed")).all()
+    assert [(e.staff_email, e.target) for e in viewed] == [("approver@gmina.pl", f"subscriber:{resident.id}")]
+    assert audit_actions(action="subscriber_search") == ["subscriber_search", "subscriber_search"]
+
+    missing = text_of(approver.get("/admin/subscribers", query_string={"phone": "501 234 567"}))
+    assert "Nie ma mieszkańca z tym numerem." in missing
+    bad = approver.get("/admin/subscribers", query_string={"phone": "12"})
+    assert bad.status_code == 400 and "To nie jest poprawny numer telefonu" in text_of(bad)
+    assert approver.get("/admin/subscribers/999999").status_code == 404
+
+
+def test_resident_page_shows_status_choices_consent_and_deliveries(app: Flask) -> None:
+    resident = seed_one()
+    db.session.add(ConsentEvent(subscriber_id=resident.id, action="subscribe", phone=PHONE, source="web",
+                                consent_version="2026-01", ip="198.51.100.7"))
+    db.session.commit()
+    html = text_of(client_as(app, "editor").get(f"/admin/subscribers/{resident.id}"))
+    assert "aktywni" in html
+    assert "Ostrzeżenia meteorologiczne – pomarańczowe i czerwone" in html
+    assert "Komunikaty urzędowe" in html
+    assert "zapis" in html and "2026-01" in html
+    assert "198.51.100.7" not in html  # an editor sees no IP addresses
+    assert re.search(r"Wysłane wiadomości</dt><dd>0<", html)
+    # An editor has no export, erase or test-group buttons.
+    assert "/export" not in html and "/erase" not in html and "/test-group" not in html
+
+
+def test_manual_opt_out_writes_the_consent_ledger_and_the_audit_log(app: Flask) -> None:
+    resident = seed_one()
+    editor = client_as(app, "editor")
+    refused = editor.post(f"/admin/subscribers/{resident.id}/opt-out", data={"reason": "  "})
+    assert refused.status_code == 400 and "Podaj powód wypisania." in text_of(refused)
+    db.session.refresh(resident)
+    assert resident.status == ACTIVE
+
+    done = editor.post(f"/admin/subscribers/{resident.id}/opt-out",
+                       data={"reason": "Telefon do urzędu 12.03, prosi o wypisanie"},
+                       headers={"User-Agent": "desk-browser"})
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Subscriber, resident.id).status == OPTED_OUT
+    [event] = db.session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == resident.id)).all()
+    assert (event.action, event.source, event.detail, event.user_agent) == (
+        "opt_out", "staff", "Telefon do urzędu 12.03, prosi o wypisanie", "desk-browser")
+    [row] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "subscriber_opted_out")).all()
+    assert row.staff_email == "editor@gmina.pl" and row.target == f"subscriber:{resident.id}"
+    assert row.detail == {"reason": "Telefon do urzędu 12.03, prosi o wypisanie"}
+    assert "Mieszkaniec został wypisany." in text_of(editor.get(f"/admin/subscribers/{resident.id}"))
+
+    # Twice: nothing more is written.
+    editor.post(f"/admin/subscribers/{resident.id}/opt-out", data={"reason": "again"})
+    assert len(db.session.scalars(select(ConsentEvent)).all()) == 1
+    assert audit_actions(action="subscriber_opted_out") == ["subscriber_opted_out"]
+
+
+def test_export_gives_the_residents_data_as_json(app: Flask) -> None:
+    resident = seed_one()
+    assert client_as(app, "editor").post(f"/admin/subscribers/{resident.id}/export").status_code == 403
+    response = client_as(app, "approver").post(f"/admin/subscribers/{resident.id}/export")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    data = json.loads(response.get_data(as_text=True))
+    assert data["subscriber"]["phone"] == PHONE
+    assert data["subscriber"]["categories"] == {"weather": 2, "official": 1}
+    assert "consent_history" in data and "messages_to_you" in data
+    assert audit_actions(action="subscriber_exported") == ["subscriber_exported"]
+
+
+def test_erase_is_for_admins_only_and_needs_the_confirmation(app: Flask) -> None:
+    resident = seed_one()
+    db.session.add(ConsentEvent(subscriber_id=resident.id, action="subscribe", phone=PHONE, source="web"))
+    db.session.commit()
+    url = f"/admin/subscribers/{resident.id}/erase"
+    assert client_as(app, "editor").post(url, data={"confirm": "yes"}).status_code == 403
+    assert client_as(app, "approver").post(url, data={"confirm": "yes"}).status_code == 403
+    admin = client_as(app, "admin")
+    page = text_of(admin.get(f"/admin/subscribers/{resident.id}"))
+    assert url in page
+    unconfirmed = admin.post(url, data={})
+    assert unconfirmed.status_code == 400 and "Zaznacz potwierdzenie" in text_of(unconfirmed)
+    assert db.session.get(Subscriber, resident.id) is not None
+
+    done = admin.post(url, data={"confirm": "yes"})
+    assert done.status_code == 302 and done.headers["Location"] == "/admin/subscribers"
+    db.session.expire_all()
+    assert db.session.get(Subscriber, resident.id) is None
+    assert db.session.scalars(select(ConsentEvent)).all() == []
+    [row] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "subscriber_erased")).all()
+    assert row.target == f"subscriber:{resident.id}" and row.staff_email == "admin@gmina.pl"
+    assert PHONE not in json.dumps(row.detail)
+    assert admin.get(f"/admin/subscribers/{resident.id}").status_code == 404
+
+
+def test_staff_test_group_toggle(app: Flask) -> None:
+    resident = seed_one()
+    url = f"/admin/subscribers/{resident.id}/test-group"
+    assert client_as(app, "editor").post(url, data={"member": "1"}).status_code == 403
+    approver = client_as(app, "approver")
+    assert approver.post(url, data={"member": "1"}).status_code == 302
+    db.session.refresh(resident)
+    assert resident.test_group is True
+    listing = text_of(approver.get("/admin/subscribers"))
+    assert f"/admin/subscribers/{resident.id}" in listing  # listed in the test group
+    assert approver.post(url, data={"member": "0"}).status_code == 302
+    db.session.refresh(resident)
+    assert resident.test_group is False
+    rows = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "test_group_changed")
+                              .order_by(AuditEvent.id)).all()
+    assert [r.detail for r in rows] == [{"member": True}, {"member": False}]
+
+
+# --- staff accounts -----------------------------------------------------------------------
+
+def test_accounts_are_for_admins_only(app: Flask) -> None:
+    for role in ("editor", "approver"):
+        client = client_as(app, role)
+        assert client.get("/admin/accounts").status_code == 403
+        create = {"action": "create", "email": "x@gmina.pl", "role": "admin", "password": "x" * 20}
+        assert client.post("/admin/accounts", data=create).status_code == 403
+        assert client.get("/admin/audit").status_code == 403
+        assert client.get("/admin/audit.csv").status_code == 403
+    assert db.session.scalar(select(StaffUser).where(StaffUser.email == "x@gmina.pl")) is None
+
+
+def test_admin_creates_and_manages_accounts(app: Flask) -> None:
+    admin = client_as(app, "admin")
+    listing = text_of(admin.get("/admin/accounts"))
+    assert "admin@gmina.pl" in listing and "Nowe konto" in listing
+
+    def create(**data: str):  # noqa: ANN202
+        return admin.post("/admin/accounts", data={"action": "create", **data})
+
+    assert "co najmniej 12 znaków" in text_of(create(email="new@gmina.pl", role="editor", password="short"))
+    assert "Podaj poprawny adres e-mail." in text_of(create(email="not-an-email", role="editor",
+                                                             password="x" * 12))
+    assert create(email="new@gmina.pl", role="boss", password="x" * 12).status_code == 400
+    assert create(email="Admin@Gmina.pl", role="editor", password="x" * 12).status_code == 400  # taken
+    assert create(email=" New@Gmina.pl ", role="approver", password="temporary-pass-1").status_code == 302
+    new = db.session.scalar(select(StaffUser).where(StaffUser.email == "new@gmina.pl"))
+    assert new is not None and new.role == "approver" and new.active
+    assert sign_in(app.test_client(), "new@gmina.pl", "temporary-pass-1").status_code == 302
+
+    def act(action: str, **data: str):  # noqa: ANN202
+        return admin.post("/admin/accounts", data={"action": action, "account_id": new.id, **data})
+
+    assert act("role", role="editor").status_code == 302
+    assert act("disable").status_code == 302
+    db.session.refresh(new)
+    assert (new.role, new.active) == ("editor", False)
+    assert act("enable").status_code == 302
+    new.locked_until = utcnow() + timedelta(minutes=10)
+    new.failed_logins = 2
+    new.totp_secret = "JBSWY3DPEHPK3PXP"
+    db.session.commit()
+    listing = text_of(admin.get("/admin/accounts"))
+    assert "Zablokowane do" in listing and "Odblokuj" in listing
+    assert act("unlock").status_code == 302
+    assert act("reset_totp").status_code == 302
+    db.session.refresh(new)
+    assert new.active and new.locked_until is None and new.failed_logins == 0 and new.totp_secret is None
+
+    rows = db.session.scalars(select(AuditEvent).where(AuditEvent.target == f"staff:{new.id}")
+                              .where(AuditEvent.staff_email == "admin@gmina.pl")
+                              .order_by(AuditEvent.id)).all()
+    assert [r.action for r in rows] == ["account_created", "account_role_changed", "account_disabled",
+                                        "account_enabled", "account_unlocked", "account_totp_reset"]
+    assert rows[1].detail == {"email": "new@gmina.pl", "old": "approver", "new": "editor"}
+    assert [r.flagged for r in rows] == [False] * 5 + [True]
+    assert admin.post("/admin/accounts", data={"action": "explode", "account_id": new.id}).status_code == 400
+    assert admin.post("/admin/accounts", data={"action": "disable", "account_id": 99999}).status_code == 404
+
+
+def test_the_last_admin_cannot_lock_themselves_out(app: Flask) -> None:
+    admin = client_as(app, "admin")
+    me = db.session.scalar(select(StaffUser).where(StaffUser.email == "admin@gmina.pl"))
+    for data in ({"action": "disable"}, {"action": "role", "role": "approver"},
+                 {"action": "role", "role": "editor"}):
+        refused = admin.post("/admin/accounts", data={**data, "account_id": me.id})
+        assert refused.status_code == 400
+        assert "ostatnie aktywne konto administratora" in text_of(refused)
+    db.session.refresh(me)
+    assert (me.role, me.active) == ("admin", True)
+    # A disabled admin does not count.
+    make_staff("old-admin@gmina.pl", "admin", active=False)
+    assert admin.post("/admin/accounts", data={"action": "disable", "account_id": me.id}).status_code == 400
+
+    # With a second active admin, stepping down is fine.
+    make_staff("other@gmina.pl", "admin")
+    assert admin.post("/admin/accounts", data={"action": "role", "role": "approver",
+                                               "account_id": me.id}).status_code == 302
+    db.session.refresh(me)
+    assert me.role == "approver"
+    assert admin.get("/admin/accounts").status_code == 403  # no longer an admin
+
+
+# --- audit log ----------------------------------------------------------------------------
+
+def test_audit_log_filters_pages_and_highlights_flagged_rows(
+        admin_app: Callable[..., Flask]) -> None:  # noqa: F811
+    app = admin_app(STAFF_LOCKOUT_ATTEMPTS=2)
+    make_staff("ed@gmina.pl", "editor")
+    for _ in range(2):
+        sign_in(app.test_client(), "ed@gmina.pl", "wrong password!")  # -> login_failed, lockout (flagged)
+    admin = client_as(app, "admin")
+    from staff import audit
+
+    with app.test_request_context():
+        for n in range(60):
+            audit.record("filler", commit=False, n=n)
+        db.session.commit()
+
+    page = text_of(admin.get("/admin/audit"))
+    assert "Zdarzeń: 63" in page and "Strona 1 z 2" in page
+    assert page.index("n=59") < page.index("n=58")  # newest first
+    assert 'class="flag flagged"' not in page  # the lockout is on page 2
+    page2 = text_of(admin.get("/admin/audit?page=2"))
+    assert 'class="flag flagged"' in page2 and "n=0" in page2
+
+    flagged = text_of(admin.get("/admin/audit?flagged=1"))
+    assert "Zdarzeń: 1" in flagged
+    assert re.search(r'<tr class="flag flagged">\s*<td>[^<]+<br><span class="muted"[^>]*>127.0.0.1</span>'
+                     r'</td>\s*<td>ed<wbr>@gmina\.<wbr>pl</td>', flagged)
+    by_action = text_of(admin.get("/admin/audit?action=login_failed"))
+    assert "Zdarzeń: 1" in by_action and "nieudane logowanie" in by_action
+    by_staff = text_of(admin.get("/admin/audit", query_string={"staff": "admin@gmina.pl"}))
+    assert "Zdarzeń: 1" in by_staff and "logowanie" in by_staff
+    assert 'href="/admin/audit.csv?staff=admin@gmina.pl"' in by_staff
+
+
+def test_audit_csv_export_is_filtered_safe_for_spreadsheets_and_audited(app: Flask) -> None:
+    make_staff("ed@gmina.pl", "editor")
+    # Whatever a stranger types or sends ends up in the log: here a formula as the User-Agent.
+    app.test_client().post("/admin/login", data={"email": "=1+1@x.pl", "password": "whatever whatever"},
+                           headers={"User-Agent": "=HYPERLINK(\"https://evil.example\")"})
+    sign_in(app.test_client(), "ed@gmina.pl")
+    admin = client_as(app, "admin")
+
+    response = admin.get("/admin/audit.csv?action=login_failed")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="syrena-dziennik-')
+    body = response.get_data(as_text=True)
+    assert body.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows[0][:5] == ["id", "at_utc", "at_local", "staff", "action"]
+    assert [r[4] for r in rows[1:]] == ["login_failed"]
+    assert rows[1][8] == "'=HYPERLINK(\"https://evil.example\")"  # the apostrophe keeps it text
+    assert json.loads(rows[1][9])["detail_email"] == "=1+1@x.pl"  # inside JSON: harmless
+
+    body = admin.get("/admin/audit.csv").get_data(as_text=True)
+    everything = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert [r[4] for r in everything[1:]] == ["audit_exported", "audit_exported", "login", "login",
+                                                "login_failed"]
+    for row in everything[1:]:
+        assert all(not cell.startswith(("=", "+", "-", "@")) for cell in row)
+    [exported, _] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "audit_exported")
+                                       .order_by(AuditEvent.id)).all()
+    assert exported.staff_email == "admin@gmina.pl"
+    assert exported.detail == {"action_filter": "login_failed", "staff_filter": None, "flagged_only": False}
+
+
+def test_every_people_page_renders_in_english(app: Flask) -> None:
+    resident = seed_one()
+    admin = client_as(app, "admin")
+    expected = {"/admin/subscribers?lang=en": "Residents", f"/admin/subscribers/{resident.id}": "Resident no.",
+                "/admin/accounts": "Staff accounts", "/admin/audit": "Audit log", "/admin/account": "My account",
+                "/admin/account/totp": "Two-step verification"}
+    for path, heading in expected.items():
+        page = admin.get(path)
+        assert page.status_code == 200, path
+        assert f"<h1>{heading}" in text_of(page), path
