@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import segno
 from flask import (Blueprint, Response, current_app, flash, redirect, render_template, request, session,
                    url_for)
-from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as BaseResponse
 
+from admin import add_error_pages
 from alerts.cli import local_time
 from db import db, utcnow
 from i18n import t
@@ -109,16 +109,7 @@ def _enrolment_secret(user: StaffUser, *, fresh: bool = False) -> str:
     return base64.b32encode(digest).decode()
 
 
-@bp.errorhandler(CSRFError)
-def _csrf_failed(exc: CSRFError) -> tuple[str, int]:
-    return render_template("admin/auth/message.html", title=t("admin_auth.csrf.title"),
-                           text=t("admin_auth.csrf.text")), 400
-
-
-@bp.errorhandler(403)
-def _forbidden(exc: Exception) -> tuple[str, int]:
-    return render_template("admin/auth/message.html", title=t("admin_auth.forbidden.title"),
-                           text=t("admin_auth.forbidden.text")), 403
+add_error_pages(bp)
 
 
 # --- sign in and out ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from admin.charts import bar_chart, line_chart
+from admin import add_error_pages
 from alerts import approval, render
 from alerts.cli import local_time
 from alerts.feeds import health_report
@@ -59,6 +61,7 @@ from staff.models import StaffUser
 from subscribers.models import Subscriber
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+add_error_pages(bp)
 
 STATUSES = (DRAFT, AWAITING, SCHEDULED, PUBLISHED, UPDATED, CANCELLED, EXPIRED, REJECTED)
 EDITABLE = (DRAFT, AWAITING)
@@ -558,18 +561,23 @@ def _sent_message(counts: dict[str, int]) -> str:
     return t("admin.msg.flash.sent", counts=parts or "0")
 
 
-@bp.post("/messages/<int:alert_id>/submit")
-@login_required()
-def submit(alert_id: int):  # noqa: ANN201
+def _act(alert_id: int, step: Callable[[StaffUser, Alert], Any], done: str):  # noqa: ANN202
+    """Run one approval step; flash its refusal, or `done`; back to the message."""
     alert = _alert(alert_id)
     try:
-        approval.submit(_user(), alert)
+        step(_user(), alert)
     except AlertError as exc:
         db.session.rollback()
         flash(_message(exc), "error")
     else:
-        flash(t("admin.msg.flash.submitted"), "ok")
+        flash(t(done), "ok")
     return _to_show(alert_id)
+
+
+@bp.post("/messages/<int:alert_id>/submit")
+@login_required()
+def submit(alert_id: int):  # noqa: ANN201
+    return _act(alert_id, approval.submit, "admin.msg.flash.submitted")
 
 
 @bp.post("/messages/<int:alert_id>/approve")
@@ -613,29 +621,14 @@ def break_glass(alert_id: int):  # noqa: ANN201
 @bp.post("/messages/<int:alert_id>/reject")
 @login_required()
 def reject(alert_id: int):  # noqa: ANN201
-    alert = _alert(alert_id)
-    try:
-        approval.reject(_user(), alert, request.form.get("reason"))
-    except AlertError as exc:
-        db.session.rollback()
-        flash(_message(exc), "error")
-    else:
-        flash(t("admin.msg.flash.rejected"), "ok")
-    return _to_show(alert_id)
+    reason = request.form.get("reason")
+    return _act(alert_id, lambda user, alert: approval.reject(user, alert, reason), "admin.msg.flash.rejected")
 
 
 @bp.post("/messages/<int:alert_id>/unschedule")
 @login_required()
 def unschedule(alert_id: int):  # noqa: ANN201
-    alert = _alert(alert_id)
-    try:
-        approval.unschedule(_user(), alert)
-    except AlertError as exc:
-        db.session.rollback()
-        flash(_message(exc), "error")
-    else:
-        flash(t("admin.msg.flash.unscheduled"), "ok")
-    return _to_show(alert_id)
+    return _act(alert_id, approval.unschedule, "admin.msg.flash.unscheduled")
 
 
 # --- lists ------------------------------------------------------------------------------------------

@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
                    stream_with_context, url_for)
-from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 from sqlalchemy import Select, distinct, func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from admin.charts import bar_chart, line_chart
+from admin import add_error_pages
 from alerts.models import Delivery
 from db import db, utcnow
 from i18n import current_language, t
@@ -49,16 +49,7 @@ LIST_LIMIT = 50
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-@bp.errorhandler(CSRFError)
-def _csrf_failed(exc: CSRFError) -> tuple[str, int]:
-    return render_template("admin/auth/message.html", title=t("admin_auth.csrf.title"),
-                           text=t("admin_auth.csrf.text")), 400
-
-
-@bp.errorhandler(403)
-def _forbidden(exc: Exception) -> tuple[str, int]:
-    return render_template("admin/auth/message.html", title=t("admin_auth.forbidden.title"),
-                           text=t("admin_auth.forbidden.text")), 403
+add_error_pages(bp)
 
 
 def _staff() -> StaffUser:

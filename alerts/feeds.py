@@ -117,22 +117,26 @@ def _args() -> dict[str, Any]:
     return {"timeout": cfg["FEED_TIMEOUT"], "user_agent": cfg["FEED_USER_AGENT"]}
 
 
-def poll_imgw_meteo() -> IngestReport:
-    cfg = current_app.config
+def _poll_imgw(feed: str, kind: str, fetch: Callable[..., Any]) -> IngestReport:
+    """IMGW meteo or hydro: only a non-empty list proves that a missing warning was withdrawn
+    (its {"status": false} body and [] cannot be told apart from some failures)."""
     try:
-        snapshot = imgw.fetch_meteo(_session(), cfg["IMGW_API_BASE"], **_args())
+        snapshot = fetch(_session(), current_app.config["IMGW_API_BASE"], **_args())
     except FeedError as exc:
-        record_failure("imgw-meteo", exc)
+        record_failure(feed, exc)
         raise
-    # Only a non-empty list proves that a missing warning was withdrawn.
     conclusive = bool(snapshot.warnings) and not snapshot.empty_marker
-    report = Ingest("meteo").run(list(snapshot.warnings), found=len(snapshot.warnings),
-                                 may_withdraw=lambda row: conclusive, feed="imgw-meteo")
+    report = Ingest(kind).run(list(snapshot.warnings), found=len(snapshot.warnings),
+                              may_withdraw=lambda row: conclusive, feed=feed)
     if not conclusive:
-        report.notes.append("IMGW answered with no warnings at all: nothing withdrawn until Meteoalarm confirms")
+        report.notes.append("IMGW answered with no warnings at all: nothing withdrawn on that alone")
     report.notes.extend(snapshot.skipped)
-    record_success("imgw-meteo", report.summary(), empty=not conclusive)
+    record_success(feed, report.summary(), empty=not conclusive)
     return report
+
+
+def poll_imgw_meteo() -> IngestReport:
+    return _poll_imgw("imgw-meteo", "meteo", imgw.fetch_meteo)
 
 
 def poll_meteoalarm() -> IngestReport:
@@ -156,18 +160,7 @@ def poll_meteoalarm() -> IngestReport:
 
 
 def poll_imgw_hydro() -> IngestReport:
-    cfg = current_app.config
-    try:
-        snapshot = imgw.fetch_hydro(_session(), cfg["IMGW_API_BASE"], **_args())
-    except FeedError as exc:
-        record_failure("imgw-hydro", exc)
-        raise
-    conclusive = bool(snapshot.warnings) and not snapshot.empty_marker
-    report = Ingest("hydro").run(list(snapshot.warnings), found=len(snapshot.warnings),
-                                 may_withdraw=lambda row: conclusive, feed="imgw-hydro")
-    report.notes.extend(snapshot.skipped)
-    record_success("imgw-hydro", report.summary(), empty=not conclusive)
-    return report
+    return _poll_imgw("imgw-hydro", "hydro", imgw.fetch_hydro)
 
 
 def poll_rso() -> IngestReport:

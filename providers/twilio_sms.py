@@ -34,10 +34,8 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -49,6 +47,7 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from providers.http import retry_after_seconds
 from providers.sms import (
     VALIDITY_MAX_SECONDS,
     VALIDITY_MIN_SECONDS,
@@ -459,23 +458,10 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 
 def _retry_after(response: TwilioResponse | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), if present."""
+    """Seconds from the response's Retry-After header, if present."""
     if response is None or not response.headers:
         return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - time.time())
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def _to_int(value: Any) -> int | None:

@@ -49,10 +49,8 @@ import hashlib
 import json
 import re
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -61,6 +59,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid, VapidException
 from pywebpush import WebPushException, webpush
 
+from providers.http import retry_after_seconds
 from providers.sms import ProviderError
 
 __all__ = [
@@ -234,20 +233,6 @@ def fit_payload(message: PushMessage, limit: int = MAX_PLAINTEXT_BYTES) -> bytes
     return data if len(data) <= limit else _encode({"title": "", "body": "", "url": ""})
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def _short(text: str, n: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[:n] + "..."
@@ -407,10 +392,10 @@ class WebPushChannel:
             return ProviderError(message, permanent=True, code=status, reason="config")
         if status == 429:
             return ProviderError(message, code=status, reason="rate_limited",
-                                 retry_after=_retry_after(exc.retry_after))
+                                 retry_after=retry_after_seconds(exc.retry_after))
         if status >= 500:
             return ProviderError(message, code=status, reason="unavailable",
-                                 retry_after=_retry_after(exc.retry_after))
+                                 retry_after=retry_after_seconds(exc.retry_after))
         if 400 <= status < 500:
             return ProviderError(message, permanent=True, code=status, reason="unknown")
         return ProviderError(message, code=status, reason="unknown")

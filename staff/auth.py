@@ -21,7 +21,7 @@ from functools import wraps
 from typing import Any
 
 import pyotp
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, redirect, request, session, url_for
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
@@ -82,7 +82,6 @@ def verify_totp(user: StaffUser, code: str | None, secret: str | None = None) ->
 
 def authenticate(email: str | None, password: str | None, totp_code: str | None) -> StaffUser:
     """Return the account for these credentials or raise LoginError (and audit either)."""
-    cfg = current_app.config
     ip = request.remote_addr
     wait = ratelimit.retry_after_if_exceeded([_ip_limit(ip)])
     if wait:

@@ -182,11 +182,16 @@ def test_the_push_section_signs_up_and_off_and_the_worker_shows_a_pushed_alert(
         registration = _registration_id(cdp, live_server + "/")
         payload = {"title": "Burza", "body": "Burze z gradem", "url": "/a/42", "category": "emergency",
                    "level": 3, "tag": "alert-42"}
-        cdp.send("ServiceWorker.deliverPushMessage",
-                 {"origin": live_server, "registrationId": registration, "data": json.dumps(payload)})
         shown: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
+        next_push = 0.0
         while not shown and time.monotonic() < deadline:
+            # A push delivered while the worker is still starting can be dropped (seen on a
+            # loaded machine): deliver again every 3 s until the notification shows.
+            if time.monotonic() >= next_push:
+                cdp.send("ServiceWorker.deliverPushMessage",
+                         {"origin": live_server, "registrationId": registration, "data": json.dumps(payload)})
+                next_push = time.monotonic() + 3
             shown = page.evaluate("""async () => {
                 const reg = await navigator.serviceWorker.ready;
                 return (await reg.getNotifications()).map(n => ({
