@@ -49,15 +49,28 @@ def housekeeping() -> str:
     """Drop expired rate-limit windows and old verification codes."""
     from db import db, utcnow
     from subscribers import ratelimit
-    from subscribers.models import VERIFICATION_RETENTION_DAYS, Verification
+    from subscribers.models import (
+        INBOUND_SMS_RETENTION_DAYS,
+        VERIFICATION_RETENTION_DAYS,
+        InboundSms,
+        Subscriber,
+        Verification,
+    )
 
     now = utcnow()
     counters = ratelimit.purge_old(now - timedelta(days=2))
     codes = db.session.execute(
         db.delete(Verification).where(Verification.created_at < now - timedelta(days=VERIFICATION_RETENTION_DAYS))
     ).rowcount
+    # Texts from numbers that are not residents (a wrong number, "Dzien dobry..."): nobody
+    # can ask for them to be erased, so they do not stay for ever.
+    strangers = db.session.execute(
+        db.delete(InboundSms).where(
+            InboundSms.received_at < now - timedelta(days=INBOUND_SMS_RETENTION_DAYS),
+            InboundSms.from_phone.not_in(db.select(Subscriber.phone).where(Subscriber.phone.is_not(None))))
+    ).rowcount
     db.session.commit()
-    return f"purged {counters} rate counters, {codes} old codes"
+    return f"purged {counters} rate counters, {codes} old codes, {strangers} old texts from non-residents"
 
 
 def publish_scheduled() -> str | None:

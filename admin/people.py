@@ -251,7 +251,7 @@ def subscriber(subscriber_id: int) -> Any:
 
 
 @bp.post("/subscribers/<int:subscriber_id>/opt-out")
-@login_required("editor")
+@login_required("approver")  # stopping a resident's messages is more than writing drafts
 def opt_out(subscriber_id: int) -> Any:
     """Stop every message to a resident who asked the office (by phone, letter, in person)."""
     subscriber = _get_subscriber(subscriber_id)

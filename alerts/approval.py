@@ -32,7 +32,6 @@ from alerts.models import (
     PUBLISHED,
     REJECTED,
     SCHEDULED,
-    UPDATED,
     Alert,
 )
 from alerts.publish import AlertError, Draft
@@ -176,7 +175,7 @@ def approve(user: StaffUser, alert: Alert, now: datetime | None = None) -> dict[
         db.session.commit()
         return None
     audit.record("approved", staff=user, target=f"alert:{alert.id}", commit=False)
-    counts = lifecycle.publish(alert, now)
+    counts = _publish(alert, now)
     audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts)
     return counts
 
@@ -198,7 +197,7 @@ def break_glass(user: StaffUser, alert: Alert, reason: str | None, now: datetime
     alert.meta = {**alert.meta, "break_glass_reason": reason}
     alert.send_at = None
     audit.record("break_glass", staff=user, target=f"alert:{alert.id}", flagged=True, commit=False, reason=reason)
-    counts = lifecycle.publish(alert, now)
+    counts = _publish(alert, now)
     audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts, break_glass=True)
     return counts
 
@@ -218,6 +217,7 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
     """Stop a scheduled message before its time: back to a draft, approval needed again."""
     if not user.can("approver"):
         raise AlertError("not_allowed")
+    db.session.refresh(alert, with_for_update=True)  # the scheduler may be sending it right now
     if alert.status != SCHEDULED:
         raise AlertError("not_awaiting")
     alert.status, alert.approved_by, alert.approved_at = DRAFT, None, None
@@ -225,8 +225,18 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
     db.session.commit()
 
 
+def _publish(alert: Alert, now: datetime) -> dict[str, int]:
+    """Publish, or undo this step's pending changes (approval, audit rows) if it refuses."""
+    try:
+        return lifecycle.publish(alert, now)
+    except AlertError:
+        db.session.rollback()
+        raise
+
+
 def can_follow_up(alert: Alert) -> bool:
-    return alert.status in (PUBLISHED, UPDATED)
+    """Only the newest sent message of a chain can be corrected or withdrawn."""
+    return alert.status == PUBLISHED
 
 
 def _as_draft(alert: Alert, now: datetime) -> Draft:

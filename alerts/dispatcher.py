@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from alerts import render
 from alerts.outbox import QUIET_HOURS_MIN_PRIORITY
@@ -125,6 +125,12 @@ class Dispatcher:
         self.app = app
         self.worker_id = worker_id or worker_name()
         self.batch_size = int(cfg.get("DISPATCH_BATCH_SIZE", 200))
+        sms_rate = float(cfg.get("SMS_RATE_PER_SECOND", 10))
+        if sms_rate > 0:
+            # A batch must be sent well within DISPATCH_STALE_SECONDS, or the reconciler would
+            # take its last rows for a dead dispatcher's and queue them again.
+            stale = float(cfg.get("DISPATCH_STALE_SECONDS", 120))
+            self.batch_size = max(1, min(self.batch_size, int(sms_rate * stale / 2)))
         self.concurrency = int(cfg.get("DISPATCH_CONCURRENCY", 32))
         self.retry_base = float(cfg.get("DISPATCH_RETRY_BASE_SECONDS", 5))
         self.retry_cap = float(cfg.get("DISPATCH_RETRY_MAX_SECONDS", 600))
@@ -321,10 +327,16 @@ class Dispatcher:
             changes.append(change)
             events.append({"delivery_id": job.delivery_id, "source": "send", "status": change["status"],
                            "error_code": code, "detail": str(err)[:500], "received_at": now})
-        if changes:
-            for keys in {tuple(sorted(c)) for c in changes}:
-                same = [c for c in changes if tuple(sorted(c)) == keys]
-                db.session.execute(update(Delivery), same)
+        table = Delivery.__table__
+        for keys in {tuple(sorted(c)) for c in changes}:
+            same = [c for c in changes if tuple(sorted(c)) == keys]
+            # Only rows still ours: a status callback may already have moved one forward
+            # (never backwards), or the reconciler taken it over.
+            stmt = (update(table)
+                    .where(table.c.id == bindparam("b_id"), table.c.status == SENDING,
+                           table.c.claimed_by == self.worker_id)
+                    .values({k: bindparam(f"b_{k}") for k in keys if k != "id"}))
+            db.session.execute(stmt, [{f"b_{k}": v for k, v in c.items()} for c in same])
         if events:
             db.session.execute(insert(DeliveryEvent), [
                 {"provider_ref": None, "error_code": None, "detail": None, **e} for e in events])

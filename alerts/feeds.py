@@ -14,6 +14,7 @@ confirms it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,10 @@ from providers import gios, imgw, meteoalarm, rso
 from providers.feeds import FeedError
 
 log = logging.getLogger(__name__)
+
+# The scheduler polls feeds in parallel threads; IMGW and Meteoalarm write the same warnings
+# (kind "meteo"), so one kind is ingested by one thread at a time.
+_INGEST_LOCKS: dict[str, threading.Lock] = {kind: threading.Lock() for kind in ("meteo", "hydro", "rso", "air")}
 
 # PM10 24-hour mean thresholds (Dz.U. 2019 poz. 1931): information and alarm levels.
 PM10_INFORMATION = 100.0
@@ -125,13 +130,18 @@ def _poll_imgw(feed: str, kind: str, fetch: Callable[..., Any]) -> IngestReport:
     except FeedError as exc:
         record_failure(feed, exc)
         raise
-    conclusive = bool(snapshot.warnings) and not snapshot.empty_marker
-    report = Ingest(kind).run(list(snapshot.warnings), found=len(snapshot.warnings),
-                              may_withdraw=lambda row: conclusive, feed=feed)
-    if not conclusive:
+    has_content = bool(snapshot.warnings) and not snapshot.empty_marker
+    # A row we could not read may be ours: its absence from the parsed list proves nothing.
+    conclusive = has_content and not snapshot.skipped
+    with _INGEST_LOCKS[kind]:
+        report = Ingest(kind).run(list(snapshot.warnings), found=len(snapshot.warnings),
+                                  may_withdraw=lambda row: conclusive, feed=feed)
+    if not has_content:
         report.notes.append("IMGW answered with no warnings at all: nothing withdrawn on that alone")
+    elif not conclusive:
+        report.notes.append("some rows could not be read: nothing withdrawn from this answer")
     report.notes.extend(snapshot.skipped)
-    record_success(feed, report.summary(), empty=not conclusive)
+    record_success(feed, report.summary(), empty=not has_content)
     return report
 
 
@@ -150,9 +160,16 @@ def poll_meteoalarm() -> IngestReport:
         report = IngestReport(feed="meteoalarm", found=len(snapshot.warnings))
         report.notes.append("IMGW is answering: Meteoalarm is only a fallback, nothing done")
     else:
-        conclusive = bool(snapshot.warnings)
-        report = Ingest("meteo").run(list(snapshot.warnings), found=len(snapshot.warnings),
-                                     may_withdraw=lambda row: conclusive, feed="meteoalarm")
+        conclusive = bool(snapshot.warnings) and not snapshot.skipped
+
+        def may_withdraw(row: FeedWarning) -> bool:
+            # Only what IMGW's empty body left unconfirmed, or what Meteoalarm itself brought:
+            # Meteoalarm lags IMGW, so a warning it has not picked up yet is not withdrawn.
+            return conclusive and (row.missing_since is not None or row.last_source == "meteoalarm")
+
+        with _INGEST_LOCKS["meteo"]:
+            report = Ingest("meteo").run(list(snapshot.warnings), found=len(snapshot.warnings),
+                                         may_withdraw=may_withdraw, feed="meteoalarm")
         report.notes.append("IMGW is unavailable: acting on Meteoalarm")
     report.notes.extend(snapshot.skipped)
     record_success("meteoalarm", report.summary())
@@ -173,8 +190,9 @@ def poll_rso() -> IngestReport:
         raise
     # RSO is a list of recent communiqués, not of warnings in force: an item that scrolls
     # off the page is not withdrawn.
-    report = Ingest("rso").run(list(snapshot.warnings), found=len(snapshot.warnings),
-                               may_withdraw=lambda row: False, feed="rso")
+    with _INGEST_LOCKS["rso"]:
+        report = Ingest("rso").run(list(snapshot.warnings), found=len(snapshot.warnings),
+                                   may_withdraw=lambda row: False, feed="rso")
     record_success("rso", report.summary())
     return report
 
@@ -205,7 +223,8 @@ def poll_gios() -> IngestReport:
             mean = gios.mean_24h(readings, now)
             report.notes.append(f"{station.name}: PM10 24-hour mean "
                                 + (f"{mean:.0f} µg/m³" if mean is not None else "unknown (too few readings)"))
-            _air_episode(station, mean, now, report)
+            with _INGEST_LOCKS["air"]:
+                _air_episode(station, mean, now, report)
     except FeedError as exc:
         record_failure("gios", exc)
         raise
@@ -232,7 +251,7 @@ def _air_episode(station, mean: float | None, now: datetime, report: IngestRepor
     titles, texts = warning_text.air_texts(station.name, mean, level)
     automatic = level >= m.feeds.auto_from_level.get("air", 2)
     if row is None:
-        key = f"{prefix}{now.strftime('%Y%m%dT%H')}"
+        key = f"{prefix}{now.strftime('%Y%m%dT%H%M')}"
         draft = lifecycle.Draft(category="air", level=level, titles=titles, texts=texts, starts_at=now,
                                 expires_at=now + timedelta(hours=24), source="feed:air", external_id=key,
                                 meta={"station": station.id, "pm10_24h": round(mean, 1)})

@@ -138,9 +138,11 @@ def _draft(kind: str, w: Warning, m: Municipality, change: str) -> lifecycle.Dra
 def latest_in_chain(alert: Alert) -> Alert:
     """The newest alert of the chain that starts at `alert` (staff may have updated it)."""
     while True:
-        child = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status != REJECTED)
+        # Only children that went out continue the chain; drafts, scheduled, rejected or
+        # never-sent expired ones do not.
+        child = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.published_at.is_not(None))
                                   .order_by(Alert.id.desc()).limit(1))
-        if child is None or child.status in (DRAFT, AWAITING):
+        if child is None:
             return alert
         alert = child
 

@@ -179,6 +179,12 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     if alert.status not in (DRAFT, AWAITING, SCHEDULED):
         raise AlertError("already_published")
+    if alert.parent_id is not None:
+        # The chain may have moved on since this follow-up was written (another correction or
+        # a withdrawal went out): only the newest sent message can be corrected or withdrawn.
+        parent = db.session.get(Alert, alert.parent_id, with_for_update=True, populate_existing=True)
+        if parent is None or parent.status != PUBLISHED:
+            raise AlertError("parent_not_published")
     if alert.expires_at is not None and alert.expires_at <= now:
         alert.status = EXPIRED
         db.session.commit()
@@ -217,7 +223,8 @@ def follow_up(parent: Alert, kind: str, draft: Draft, created_by: int | None = N
     """Create an update or cancellation of `parent` (not yet published)."""
     if kind not in (KIND_UPDATE, KIND_CANCEL):
         raise AlertError("kind_unknown")
-    if parent.status not in (PUBLISHED, UPDATED):
+    if parent.status != PUBLISHED:
+        # An UPDATED alert has a newer message: correct or withdraw that one (the chain head).
         raise AlertError("parent_not_published")
     draft.category = parent.category
     draft.exercise = parent.exercise  # a correction of an exercise is an exercise too
@@ -232,8 +239,10 @@ def follow_up(parent: Alert, kind: str, draft: Draft, created_by: int | None = N
 def publish_due(now: datetime | None = None) -> int:
     """Scheduler job: publish scheduled alerts whose time has come. Returns how many."""
     now = now or utcnow()
+    # Locked, so an "unschedule" in the last second either wins or waits (PostgreSQL).
     due = db.session.scalars(
         select(Alert).where(Alert.status == SCHEDULED, Alert.send_at <= now).order_by(Alert.send_at)
+        .with_for_update(skip_locked=True)
     ).all()
     for alert in due:
         publish(alert, now)

@@ -17,7 +17,8 @@ bp = Blueprint("alerts", __name__)
 @bp.get("/alerts/<int:alert_id>")
 def show(alert_id: int):  # noqa: ANN201
     alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.status in NOT_PUBLIC:
+    # Only what went out: a draft or an unapproved feed alert that later expired stays private.
+    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
         abort(404)
-    newer = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status.not_in(NOT_PUBLIC)).order_by(Alert.id.desc()).limit(1))
+    newer = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status.not_in(NOT_PUBLIC), Alert.published_at.is_not(None)).order_by(Alert.id.desc()).limit(1))
     return render_template("alerts/alert.html", alert=alert, newer=newer, category=CATEGORIES[alert.category])

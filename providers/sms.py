@@ -13,6 +13,8 @@ Rules every backend follows:
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,6 +99,16 @@ REASONS = frozenset(
 )
 
 
+_PHONE = re.compile(r"\+?\d[\d ]{7,16}\d")
+
+
+def redact_numbers(text: str) -> str:
+    """Mask phone numbers in a provider's text (+48501234567 -> +48501***567): error texts
+    are stored and shown to staff, and must not keep a resident's number after erasure."""
+    return _PHONE.sub(lambda m: m.group(0)[:-6] + "***" + m.group(0)[-3:] if len(m.group(0)) > 8 else m.group(0),
+                      text)
+
+
 class ProviderError(Exception):
     """A send (or lookup) that did not succeed.
 
@@ -125,6 +137,7 @@ class ProviderError(Exception):
         if reason not in REASONS:
             # A typo here would silently turn e.g. an opt-out into an "unknown" failure.
             raise ValueError(f"unknown ProviderError reason {reason!r}")
+        message = redact_numbers(message)
         super().__init__(message)
         self.message = message
         self.permanent = permanent

@@ -244,7 +244,7 @@ class TwilioSms:
         try:
             created = client.messages.create(**kwargs)
         except _CAUGHT as exc:
-            raise _classify(exc, http, f"sending SMS to {message.to}") from exc
+            raise _classify(exc, http, "sending an SMS") from exc
 
         segments = _to_int(created.num_segments)
         return SendResult(
@@ -299,7 +299,7 @@ class TwilioSms:
                     # The list is newest first, so everything after this is older still.
                     break
         except _CAUGHT as exc:
-            raise _classify(exc, http, f"listing messages to {to}") from exc
+            raise _classify(exc, http, "listing sent messages") from exc
         # Twilio lists newest first and dates have one-second resolution: reverse, then a
         # stable sort keeps same-second messages in the order they were created.
         found.reverse()

@@ -106,6 +106,9 @@ def authenticate(email: str | None, password: str | None, totp_code: str | None)
         _failed(user, "wrong password")
     if user.totp_secret:
         if not (totp_code or "").strip():
+            # The right password without a code tells the caller the password is right, so
+            # it counts towards the lockout like a wrong one: guessing stays capped.
+            _count_attempt(user)
             raise LoginError("totp_required")
         if not verify_totp(user, totp_code):
             _failed(user, "wrong second-factor code")
@@ -114,6 +117,14 @@ def authenticate(email: str | None, password: str | None, totp_code: str | None)
     audit.record("login", staff=user, commit=False)
     db.session.commit()
     return user
+
+
+def _count_attempt(user: StaffUser) -> None:
+    cfg = current_app.config
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= cfg["STAFF_LOCKOUT_ATTEMPTS"]:
+        _failed(user, "password without a second-factor code, too often")
+    db.session.commit()
 
 
 def _failed(user: StaffUser, reason: str) -> None:

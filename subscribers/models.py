@@ -22,6 +22,8 @@ DEACTIVATED = "deactivated"  # the number cannot receive SMS (invalid, landline)
 
 # How long verification codes (hashed) are kept before housekeeping deletes them.
 VERIFICATION_RETENTION_DAYS = 30
+# How long SMS from numbers that are not residents are kept.
+INBOUND_SMS_RETENTION_DAYS = 90
 
 
 class Subscriber(db.Model):

@@ -272,13 +272,19 @@ def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
     subscriber = _subscriber_by_phone(phone)
     if subscriber is None or subscriber.status not in (ACTIVE, OPTED_OUT):
         # Still count the attempt, so the form cannot be used to probe numbers for free.
-        wait = ratelimit.retry_after_if_exceeded(_code_limits(phone, origin.ip))
+        wait = ratelimit.retry_after_if_exceeded([*_code_limits(phone, origin.ip), _budget_limit()])
         if wait:
             raise SubscriptionError("rate_limited", status=429, retry_after=wait)
         ratelimit.record_hits(_code_limits(phone, origin.ip))
         db.session.commit()
         return phone
-    _send_code(subscriber, "manage", {"language": subscriber.language}, origin)
+    try:
+        _send_code(subscriber, "manage", {"language": subscriber.language}, origin)
+    except SubscriptionError as exc:
+        if exc.code != "resend_wait":
+            raise
+        # An unknown number never waits, so a known one must not say so either: the code
+        # sent a moment ago is still valid, and nothing new goes out.
     return phone
 
 

@@ -134,7 +134,9 @@ def test_resident_page_shows_status_choices_consent_and_deliveries(app: Flask) -
 
 def test_manual_opt_out_writes_the_consent_ledger_and_the_audit_log(app: Flask) -> None:
     resident = seed_one()
-    editor = client_as(app, "editor")
+    assert client_as(app, "editor").post(f"/admin/subscribers/{resident.id}/opt-out",
+                                         data={"reason": "prosi o wypisanie"}).status_code == 403
+    editor = client_as(app, "approver")  # stopping someone's messages takes an approver
     refused = editor.post(f"/admin/subscribers/{resident.id}/opt-out", data={"reason": "  "})
     assert refused.status_code == 400 and "Podaj powód wypisania." in text_of(refused)
     db.session.refresh(resident)
@@ -150,7 +152,7 @@ def test_manual_opt_out_writes_the_consent_ledger_and_the_audit_log(app: Flask) 
     assert (event.action, event.source, event.detail, event.user_agent) == (
         "opt_out", "staff", "Telefon do urzędu 12.03, prosi o wypisanie", "desk-browser")
     [row] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "subscriber_opted_out")).all()
-    assert row.staff_email == "editor@gmina.pl" and row.target == f"subscriber:{resident.id}"
+    assert row.staff_email == "approver@gmina.pl" and row.target == f"subscriber:{resident.id}"
     assert row.detail == {"reason": "Telefon do urzędu 12.03, prosi o wypisanie"}
     assert "Mieszkaniec został wypisany." in text_of(editor.get(f"/admin/subscribers/{resident.id}"))
 

@@ -109,3 +109,38 @@ def test_every_published_alert_has_a_public_page_in_each_language(app, client):
     page = client.get(f"/alerts/{a.id}?lang=pl").get_data(as_text=True)
     assert "Ten komunikat został odwołany." in page and f"/alerts/{cancel.id}" in page
     assert client.get("/alerts/999").status_code == 404
+
+
+def test_an_expired_draft_or_an_unapproved_feed_alert_never_becomes_public(app, client):
+    from datetime import timedelta
+
+    from alerts.publish import expire_alerts
+    from db import utcnow
+
+    now = utcnow()
+    draft = lifecycle.create_alert(lifecycle.Draft(
+        category="official", titles={"pl": "[wpisz tytuł]"}, texts={"pl": "Szkic wewnętrzny."},
+        starts_at=now, expires_at=now + timedelta(minutes=1)))
+    db.session.commit()
+    expire_alerts(now + timedelta(minutes=2))
+    db.session.refresh(draft)
+    assert draft.status == "expired"
+    assert client.get(f"/alerts/{draft.id}").status_code == 404
+
+
+def test_a_feed_warning_page_credits_imgw_and_an_exercise_says_so(app, client):
+    from datetime import timedelta
+
+    from db import utcnow
+
+    now = utcnow()
+    warning = lifecycle.create_alert(lifecycle.Draft(
+        category="weather", level=2, titles={"pl": "Upał 2. stopnia"}, texts={"pl": "IMGW-PIB ostrzega."},
+        starts_at=now, expires_at=now + timedelta(hours=3), source="feed:meteo", external_id="Gd1"))
+    lifecycle.publish(warning)
+    page = client.get(f"/alerts/{warning.id}?lang=pl").get_data(as_text=True)
+    assert "Instytut Meteorologii i Gospodarki Wodnej" in page and "zostały przetworzone" in page
+    drill = lifecycle.create_alert(lifecycle.Draft(
+        category="emergency", titles={"pl": "Ewakuacja"}, texts={"pl": "Test."}, exercise=True))
+    lifecycle.publish(drill)
+    assert "ĆWICZENIA: Ewakuacja" in client.get(f"/alerts/{drill.id}?lang=pl").get_data(as_text=True)

@@ -259,3 +259,14 @@ def test_the_consent_text_promises_stop_by_sms_only_when_the_gmina_has_a_two_way
     with_number = replace(kozy, inbound_number="+48732000000")
     assert "odpowiadając STOP na numer +48732000000" in consent_text("pl", with_number)
     assert "by texting STOP to +48732000000" in consent_text("en", with_number)
+
+
+def test_asking_twice_for_a_lost_link_looks_the_same_for_known_and_unknown_numbers(client, twilio):
+    verified(client, twilio)
+    age_codes(3600)
+    answers = []
+    for phone in ("501234567", "601234567"):  # subscribed, not subscribed
+        first = client.post("/api/v1/subscriptions/manage-code", json={"phone": phone})
+        second = client.post("/api/v1/subscriptions/manage-code", json={"phone": phone})
+        answers.append((first.status_code, second.status_code, second.get_json()["status"]))
+    assert answers[0] == answers[1] == (202, 202, "code_sent_if_subscribed")

@@ -228,3 +228,41 @@ def test_a_correction_goes_to_exactly_those_who_got_the_original(app, twilio):
     approval.approve(boss, cancel)
     drain(app)
     assert sorted(m["To"] for m in twilio.messages) == [phone_for(n) for n in range(3)]
+
+
+def test_two_cancellations_of_one_message_send_only_the_first(app, twilio):
+    seed(2, categories={"official": 1}, areas=["KOZY"])
+    editor, boss = person("e@kozy.pl", "editor"), person("w@kozy.pl", "approver")
+    original = approval.save_draft(editor, approval.draft_from_form(form()))
+    approval.submit(editor, original)
+    approval.approve(boss, original)
+    drafts = []
+    for _ in range(2):  # two staff members, each writing a cancellation
+        cancel = approval.save_draft(editor, approval.draft_from_form(form(text_pl="Odwołane."), parent=original),
+                                     parent=original, kind="cancel")
+        approval.submit(editor, cancel)
+        drafts.append(cancel)
+    approval.approve(boss, drafts[0])
+    with pytest.raises(AlertError) as refused:
+        approval.approve(boss, drafts[1])
+    assert refused.value.code == "parent_not_published"
+    assert not approval.can_follow_up(original)
+
+
+def test_the_right_password_without_a_code_counts_towards_the_lockout(make_app):
+    import pyotp
+
+    from staff.auth import LoginError, authenticate
+
+    app = make_app(STAFF_LOCKOUT_ATTEMPTS=3)
+    boss = person("w@kozy.pl", "approver")
+    boss.totp_secret = pyotp.random_base32()
+    db.session.commit()
+    codes = []
+    with app.test_request_context("/admin/login", environ_base={"REMOTE_ADDR": "10.0.0.1"}):
+        for _ in range(3):
+            with pytest.raises(LoginError) as refused:
+                authenticate("w@kozy.pl", "a-long-enough-password", None)
+            codes.append(refused.value.code)
+    assert codes == ["totp_required", "totp_required", "locked"]
+    assert db.session.scalar(select(AuditEvent.flagged).where(AuditEvent.action == "lockout"))

@@ -182,6 +182,9 @@ def test_an_invalid_or_landline_number_is_deactivated_and_visible_to_staff(app, 
     drain(app)
     subscriber = db.session.scalar(select(Subscriber))
     assert subscriber.status == "deactivated" and str(code) in subscriber.status_reason
+    stored = " ".join(filter(None, [*db.session.scalars(select(Delivery.error)),
+                                    *db.session.scalars(select(DeliveryEvent.detail))]))
+    assert phone_for(0) not in stored  # staff see errors; the number is masked
     # The next alert does not even queue for them.
     assert lifecycle.publish(alert()) == {"sms": 0}
 
@@ -405,3 +408,28 @@ def test_the_claim_reads_the_claim_index_in_order_without_sorting_the_outbox(app
         assert "ix_delivery_claim" in plan and "TEMP B-TREE" not in plan, plan
     day.close()
     night.close()
+
+
+def test_a_receipt_that_arrives_before_the_batch_is_recorded_is_not_overwritten(app, client, twilio):
+    seed(2, categories={"weather": 1}, areas=["KOZY"])
+    lifecycle.publish(alert())
+    dispatcher = Dispatcher(app)
+    now = utcnow()
+    jobs = dispatcher.load(dispatcher.claim(now))
+    dispatcher.prepare(jobs, now)
+    outcomes = [dispatcher.send(job) for job in jobs]
+    early = outcomes[0]
+    # Twilio reports 'delivered' for the first SMS while the rest of the batch is still going.
+    assert callback(client, twilio, early.job.delivery_id, early.provider_ref, "delivered").status_code == 204
+    dispatcher.record(outcomes, [], utcnow())
+    dispatcher.close()
+    statuses = dict(db.session.execute(select(Delivery.id, Delivery.status)).all())
+    assert statuses[early.job.delivery_id] == "delivered"
+    assert statuses[outcomes[1].job.delivery_id] == "sent"
+
+
+def test_a_batch_is_small_enough_to_be_sent_before_it_looks_stale(make_app):
+    app = make_app(SMS_RATE_PER_SECOND=1, DISPATCH_STALE_SECONDS=120, DISPATCH_BATCH_SIZE=200)
+    dispatcher = Dispatcher(app)
+    assert dispatcher.batch_size == 60  # 1 SMS/s for at most half the stale time
+    dispatcher.close()

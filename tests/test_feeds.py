@@ -483,3 +483,30 @@ def test_rso_communiques_for_our_voivodeship_wait_for_staff_when_the_profile_ena
                 content_type="application/xml")
     assert poll_rso().withdrawn == []
     assert app.extensions["municipality"].feeds.rso_enabled
+
+
+def test_an_unreadable_row_withdraws_nothing(feed_app, feeds, meteo, twilio):
+    kozy_residents()
+    poll_imgw_meteo()
+    damaged = copy.deepcopy(meteo)
+    kozy_row(damaged)["obowiazuje_od"] = "15.08.2026 13:00"  # a format IMGW might switch to
+    feeds.serve(METEO, damaged)
+    report = poll_imgw_meteo()
+    assert report.withdrawn == [] and report.unconfirmed == 1
+    assert "some rows could not be read" in " ".join(report.notes)
+    assert db.session.scalar(select(FeedWarning.state)) == "active"
+
+
+def test_after_one_imgw_timeout_a_lagging_meteoalarm_withdraws_nothing_imgw_announced(feed_app, feeds, meteo,
+                                                                                     twilio):
+    kozy_residents()
+    poll_imgw_meteo()
+    feeds.serve(METEO, "[]", delay=2.0)  # IMGW times out once
+    with pytest.raises(FeedError):
+        poll_imgw_meteo()
+    lagging = shifted(sample_json("meteoalarm_poland_json_excerpt.json"))
+    lagging["warnings"] = [w for w in lagging["warnings"] if KOZY_HEAT not in w["alert"]["identifier"]]
+    feeds.serve(METEOALARM, lagging)
+    report = poll_meteoalarm()
+    assert report.withdrawn == []
+    assert db.session.scalar(select(FeedWarning.state)) == "active"
