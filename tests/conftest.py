@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from app import create_app
 from db import db
 from tests.fakes.twilio_api import FakeTwilio
 
-SHARED_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "feeds"
 
 # live_server, chromium_browser and page: one session-wide Playwright for every module.
 pytest_plugins = ["tests.browser_support"]

@@ -1,6 +1,6 @@
 """Feed providers: pure parsers on the real captured payloads, fetchers against a local server.
 
-Samples live in shared/feeds/ beside the checkout (README.md there gives provenance).
+Samples live in tests/fixtures/feeds/ (README.md there gives provenance).
 Nothing here reaches the internet: fetch tests talk to a throwaway HTTP server on 127.0.0.1.
 """
 
@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # --noconftest runs may not have the pytest pytho
 from providers import gios, imgw, meteoalarm, rso  # noqa: E402
 from providers.feeds import FeedError, Warning, parse_local_datetime  # noqa: E402
 
-FEEDS = Path(__file__).resolve().parents[2] / "shared" / "feeds"
+FEEDS = ROOT / "tests" / "fixtures" / "feeds"
 KOZY_POWIAT = "2402"
 KOZY_HEAT_ID = "Gd20260814094159060"
 

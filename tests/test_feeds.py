@@ -1,6 +1,6 @@
 """Official warnings become alerts by themselves, each told once.
 
-The fake feed server serves the real recorded payloads (shared/feeds) with every timestamp
+The fake feed server serves the real recorded payloads (tests/fixtures/feeds) with every timestamp
 moved forward by the same amount, so the recorded August warnings are current today.
 """
 
@@ -23,7 +23,7 @@ from alerts.models import Alert, Delivery, FeedHealth, FeedWarning
 from db import db, utcnow
 from population import phone_for, seed
 from providers.feeds import FeedError
-from tests.fakes.feed_server import GIOS_SENSORS, HYDRO, METEO, METEOALARM, SHARED_FEEDS as SHARED_FEEDS_DIR, FeedServer, sample_json
+from tests.fakes.feed_server import GIOS_SENSORS, HYDRO, METEO, METEOALARM, FEED_FIXTURES, FeedServer, sample_json
 
 KOZY_HEAT = "Gd20260814094159060"
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -467,7 +467,7 @@ def test_rso_communiques_for_our_voivodeship_wait_for_staff_when_the_profile_ena
         "enabled = false", "enabled = true"), encoding="utf-8")
     app = make_app(SYRENA_MUNICIPALITY=str(profile), RSO_API_BASE=feeds.base_url, FEED_TRUST_ENV=False)
     # The recorded page is about podkarpackie; the same page as śląskie's would read:
-    xml = (SHARED_FEEDS_DIR / "rso_komunikaty_page_excerpt.xml").read_text(encoding="utf-8")
+    xml = (FEED_FIXTURES / "rso_komunikaty_page_excerpt.xml").read_text(encoding="utf-8")
     xml = xml.replace('slug="podkarpackie" city="">Podkarpackie', 'slug="slaskie" city="">Śląskie')
     xml = xml.replace("2026-08-20", (utcnow() + timedelta(hours=2)).strftime("%Y-%m-%d"))
     xml = xml.replace("2026-08-21", (utcnow() + timedelta(days=1, hours=2)).strftime("%Y-%m-%d"))

@@ -23,7 +23,7 @@ from alerts.sms_text import (  # noqa: E402
     transliterate,
 )
 
-IMGW_SAMPLE = Path("/work/shared/feeds/imgw_warningsmeteo_sample.json")
+IMGW_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "feeds" / "imgw_warningsmeteo_sample.json"
 LINK = "https://syrena.example.pl/a/Gd20260814094159060"
 POLISH_LOWER = "aąbcćdeęfghijklłmnńoóprsśtuwyzźż"
 POLISH_UPPER = "AĄBCĆDEĘFGHIJKLŁMNŃOÓPRSŚTUWYZŹŻ"

@@ -1,6 +1,6 @@
 """A fake of the hazard feeds (IMGW, Meteoalarm, GIOŚ, RSO) on 127.0.0.1 for tests.
 
-Serves the real recorded payloads from shared/feeds by default, at the same paths as the
+Serves the real recorded payloads from tests/fixtures/feeds by default, at the same paths as the
 real services, so the real providers (requests) fetch from it. Each path can be told to
 answer something else: another body, an HTTP error, an HTML page, or a slow answer.
 """
@@ -16,7 +16,8 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-SHARED_FEEDS = Path(__file__).resolve().parents[3] / "shared" / "feeds"
+# The recorded payloads travel with the project (tests/fixtures/feeds/README.md: provenance).
+FEED_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 
 METEO = "/api/data/warningsmeteo"
 HYDRO = "/api/data/warningshydro"
@@ -27,7 +28,7 @@ RSO = "/komunikatyxml/slaskie/wszystkie/1"
 
 
 def sample(name: str) -> bytes:
-    return (SHARED_FEEDS / name).read_bytes()
+    return (FEED_FIXTURES / name).read_bytes()
 
 
 def sample_json(name: str) -> Any:
