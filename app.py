@@ -12,22 +12,38 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import INSTANCE_DIR, load_config
+from config import INSTANCE_DIR, ConfigError, load_config
 from db import csrf, db, migrate
 from municipality import load_municipality
 
+__all__ = ["ConfigError", "create_app", "create_app_or_exit"]
 
-class ConfigError(RuntimeError):
-    pass
+
+def create_app_or_exit() -> Flask:
+    """create_app() for the entry points (wsgi.py, run.py, scheduler.py): a configuration
+    error ends the process with one line that says what to fix, not a traceback."""
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise SystemExit(f"Syrena cannot start: {exc}") from None
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """The application; raises ConfigError (one line: what is wrong, how to fix it) for any
+    setting or profile that cannot work."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    app.config.update(load_config())
+    try:
+        app.config.update(load_config())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if overrides:
         app.config.update(overrides)
     if not app.config.get("SECRET_KEY"):
-        raise ConfigError("SECRET_KEY must be set (SYRENA_ENV=development makes one for local use).")
+        raise ConfigError(
+            "SECRET_KEY is not set. For local use run `make run` once (it writes .env with "
+            "SYRENA_ENV=development and a new key); in production set SECRET_KEY to the output of "
+            "python3 -c 'import secrets; print(secrets.token_hex(32))'."
+        )
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a slow resident must not lose the form
     # Flask defines these keys (SameSite as None), so setdefault would not apply: set them
@@ -46,15 +62,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if any(proxies.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **proxies)  # type: ignore[method-assign]
 
-    app.extensions["municipality"] = load_municipality(app.config["SYRENA_MUNICIPALITY"])
-
     from providers.sms import sms_channel_from_config
-
     from providers.webpush import WebPushChannel
 
-    app.extensions["sms"] = sms_channel_from_config(app.config)
-    # None when no VAPID keys are configured: push is then simply off.
-    app.extensions["webpush"] = WebPushChannel.from_config(app.config)
+    try:
+        app.extensions["municipality"] = load_municipality(app.config["SYRENA_MUNICIPALITY"])
+        app.extensions["sms"] = sms_channel_from_config(app.config)
+        # None when no VAPID keys are configured: push is then simply off.
+        app.extensions["webpush"] = WebPushChannel.from_config(app.config)
+    except ValueError as exc:  # ProfileError and the channels' setting errors
+        raise ConfigError(str(exc)) from None
 
     db.init_app(app)
     # Batch mode: SQLite can only change a table by copying it.
@@ -74,6 +91,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.before_request(select_language)
     app.after_request(remember_language)
     app.after_request(_security_headers)
+    import errors
+
+    errors.register(app)
     from alerts.cli import alerts_cli, dispatch_command, local_time
 
     app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT / "instance"
 
 
+class ConfigError(RuntimeError):
+    """A setting or profile that cannot work; the message is one line: what, and how to fix it."""
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":

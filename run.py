@@ -3,6 +3,9 @@
 Starts the scheduler (with the dispatcher) as a child process and the web server in this
 one, on http://127.0.0.1:5000, and stops both together. Production runs the same parts
 separately: gunicorn for the web, one `python scheduler.py` (see README).
+
+The settings come from `.env` (which `make run` writes on first use: SYRENA_ENV=development
+and a generated SECRET_KEY), so every command printed here also works from another shell.
 """
 
 from __future__ import annotations
@@ -10,25 +13,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from app import create_app
+from app import create_app_or_exit
 from staff.cli import staff_count
+
+FIRST_STAFF_HINT = (
+    "\n  No staff account yet. Create the first one in another shell, in this folder\n"
+    "  (you will be asked for a password):\n"
+    "    .venv/bin/flask --app wsgi users create you@gmina.pl --role admin\n"
+    "  then sign in at http://127.0.0.1:{port}/admin\n"
+)
 
 
 def main() -> None:
-    app = create_app()
+    app = create_app_or_exit()
+    port = int(os.environ.get("PORT", "5000"))
     with app.app_context():
         if staff_count() == 0:
-            print(
-                "\n  No staff account yet. Create the first one (you will be asked for a password):\n"
-                "    .venv/bin/flask --app wsgi users create you@gmina.pl --role admin\n",
-                flush=True,
-            )
-    scheduler = subprocess.Popen([sys.executable, "scheduler.py"], env=os.environ.copy())
+            print(FIRST_STAFF_HINT.format(port=port), flush=True)
+    root = Path(__file__).resolve().parent
+    scheduler = subprocess.Popen([sys.executable, str(root / "scheduler.py")], cwd=root, env=os.environ.copy())
     try:
-        print("  Syrena is running on http://127.0.0.1:5000 (SMS are printed here). Ctrl+C stops it.\n",
+        print(f"  Syrena is running on http://127.0.0.1:{port} (SMS are printed here). Ctrl+C stops it.\n",
               flush=True)
-        app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")), use_reloader=False, threaded=True)
+        app.run(host="127.0.0.1", port=port, use_reloader=False, threaded=True)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=30)

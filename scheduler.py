@@ -286,12 +286,12 @@ def _now():  # noqa: ANN202
 
 
 def main() -> None:
-    from app import create_app
+    from app import create_app_or_exit
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # APScheduler logs every run of every job at INFO; our jobs log what they did instead.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    app = create_app()
+    app = create_app_or_exit()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,5 +1,8 @@
-"""The WSGI entry point: ``gunicorn wsgi:app``. Also what ``flask`` finds by default."""
+"""The WSGI entry point: ``gunicorn wsgi:app``. Also what ``flask`` finds by default.
 
-from app import create_app
+A configuration error stops here with one line saying what to fix (create_app_or_exit).
+"""
 
-app = create_app()
+from app import create_app_or_exit
+
+app = create_app_or_exit()
