@@ -7,6 +7,7 @@ migrations and CSRF, registers the blueprints and CLI commands. Nothing runs at 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flask import Flask, jsonify
@@ -25,7 +26,9 @@ def create_app_or_exit() -> Flask:
     try:
         return create_app()
     except ConfigError as exc:
-        raise SystemExit(f"Syrena cannot start: {exc}") from None
+        print(f"Syrena cannot start: {exc}", file=sys.stderr, flush=True)
+        # 3 is gunicorn's "worker failed to boot": it stops instead of restarting forever.
+        raise SystemExit(3) from None
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:

@@ -228,3 +228,11 @@ def test_a_configuration_error_is_one_line_that_says_what_to_fix(checkout, tmp_p
     assert lines[0].startswith("Syrena cannot start: ") and says in lines[0]
     if not settings:
         assert "make run" in lines[0] and "token_hex" in lines[0]
+
+
+def test_gunicorn_stops_with_the_one_line_instead_of_restarting_workers_forever(checkout, tmp_path):
+    done = shell(f".venv/bin/gunicorn -b 127.0.0.1:{free_port()} wsgi:app", checkout, new_shell_env(tmp_path),
+                 timeout=60)
+    assert done.returncode != 0
+    assert "Syrena cannot start: SECRET_KEY is not set" in done.stderr
+    assert "Traceback" not in done.stderr
