@@ -10,24 +10,24 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import INSTANCE_DIR, load_config
+import request_guard
+from config import INSTANCE_DIR, ConfigError, check_settings, load_config
 from db import csrf, db, migrate
 from municipality import load_municipality
+from proxy import TrustedProxyFix
 
-
-class ConfigError(RuntimeError):
-    pass
+__all__ = ["ConfigError", "create_app"]
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app. A setting or profile it cannot run with raises ConfigError, whose
+    one-line message names the setting (or file and field) and what would be right."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    app.config.update(load_config())
+    app.config.update(load_config((overrides or {}).get("SYRENA_ENV")))
     if overrides:
         app.config.update(overrides)
-    if not app.config.get("SECRET_KEY"):
-        raise ConfigError("SECRET_KEY must be set (SYRENA_ENV=development makes one for local use).")
+    check_settings(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a slow resident must not lose the form
     # Flask defines these keys (SameSite as None), so setdefault would not apply: set them
@@ -42,9 +42,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # The twilio SDK logs every request's headers at INFO: thousands of lines per alert.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
-    proxies = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
-    if any(proxies.values()):
-        app.wsgi_app = ProxyFix(app.wsgi_app, **proxies)  # type: ignore[method-assign]
+    # X-Forwarded-* count only when the direct peer is one of our proxies (proxy.py).
+    hops = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"], **hops)  # type: ignore[method-assign]
 
     app.extensions["municipality"] = load_municipality(app.config["SYRENA_MUNICIPALITY"])
 
@@ -52,9 +52,17 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from providers.webpush import WebPushChannel
 
-    app.extensions["sms"] = sms_channel_from_config(app.config)
-    # None when no VAPID keys are configured: push is then simply off.
-    app.extensions["webpush"] = WebPushChannel.from_config(app.config)
+    try:
+        app.extensions["sms"] = sms_channel_from_config(app.config)
+        # None when no VAPID keys are configured: push is then simply off.
+        app.extensions["webpush"] = WebPushChannel.from_config(app.config)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the providers name the setting; make it the one config error
+        raise ConfigError(str(exc)) from None
+    # The console backend is the developer's phone: it may print codes and links only there.
+    if app.config["SYRENA_ENV"] == "development" and hasattr(app.extensions["sms"], "reveal"):
+        app.extensions["sms"].reveal = True
 
     db.init_app(app)
     # Batch mode: SQLite can only change a table by copying it.
@@ -68,15 +76,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import staff.audit  # noqa: F401
     import staff.models  # noqa: F401
     import subscribers.models  # noqa: F401
+    import webhook_checks  # noqa: F401
 
     from i18n import remember_language, select_language, t
 
     app.before_request(select_language)
+    # Before any view: NUL bytes and over-deep JSON get 400, oversized bodies 413.
+    request_guard.init_app(app)
     app.after_request(remember_language)
     app.after_request(_security_headers)
     from alerts.cli import alerts_cli, dispatch_command, local_time
 
-    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])
+    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"],
+                                 webhook_refusals=webhook_checks.refusal_summary)
     app.jinja_env.filters["local_time"] = local_time
 
     from admin import auth_views as admin_auth

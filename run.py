@@ -8,11 +8,32 @@ separately: gunicorn for the web, one `python scheduler.py` (see README).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
 from staff.cli import staff_count
+
+# A manage link's token is the resident's key: it opens their number, consents and erasure.
+_TOKEN_PATH = re.compile(r"(/m/|/api/v1/subscriptions/(?!verify\b|manage-code\b))[^\s/?#\"']+")
+
+
+def redact_tokens(text: str) -> str:
+    """`text` with the token of every manage-link path replaced by ***."""
+    return _TOKEN_PATH.sub(lambda m: m.group(1) + "***", text)
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """werkzeug's request log, without the tokens of manage links (the terminal of `make
+    run` is often copied into a bug report or kept in a file)."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's name)
+        text = message % args if args else message
+        super().log(type, "%s", redact_tokens(text))
 
 
 def main() -> None:
@@ -28,7 +49,8 @@ def main() -> None:
     try:
         print("  Syrena is running on http://127.0.0.1:5000 (SMS are printed here). Ctrl+C stops it.\n",
               flush=True)
-        app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")), use_reloader=False, threaded=True)
+        app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")), use_reloader=False, threaded=True,
+                request_handler=RedactingRequestHandler)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=30)
