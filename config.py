@@ -301,5 +301,7 @@ def check_settings(config: dict[str, Any]) -> None:
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a positive whole number, not {value!r}")
     trusted = config.get("TRUSTED_PROXIES")
+    if isinstance(trusted, (list, tuple)) and all(isinstance(t, str) for t in trusted):
+        trusted = ",".join(trusted)
     if isinstance(trusted, str) or trusted is None:
         config["TRUSTED_PROXIES"] = parse_networks("TRUSTED_PROXIES", trusted)

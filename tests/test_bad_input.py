@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -85,10 +86,20 @@ def test_deeply_nested_json_gets_400_before_it_is_parsed(live_server, path):
     assert response.json()["error"] == "json_too_deep"
 
 
+@pytest.mark.parametrize("raw", ['"\\' * 80_000, '["' * 80_000, '"' + "a" * 200_000], ids=["escapes", "quotes", "open"])
+def test_measuring_the_depth_of_hostile_json_takes_no_time(live_server, raw):
+    started = time.monotonic()
+    response = requests.post(f"{live_server}/api/v1/subscriptions", data=raw, timeout=30,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert time.monotonic() - started < 3  # a backtracking scan took minutes on the first one
+
+
 def test_honest_json_is_not_too_deep_and_brackets_in_strings_do_not_count():
     assert json_depth(b'{"categories": {"weather": 2}, "areas": ["KOZY"]}') == 2
     assert json_depth(b'{"phone": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "x": "\\"[[["}') == 1
     assert json_depth(b'"plain"') == 0
+    assert json_depth(b'["\\\\", [["\\"]"]]]') == 3  # an escaped backslash, then an escaped quote
 
 
 @pytest.mark.parametrize("where", ["string", "key", "nested"])
