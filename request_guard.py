@@ -9,6 +9,10 @@
 
 Answers carry a stable code: JSON ``{"error": code, "message": ...}`` for the API and JSON
 requests (as subscribers/api.py answers), a page for browsers.
+
+And what we log of a request: a manage link's token is the resident's key (it opens their
+number and consents, and erases them), so ``redact_tokens`` masks it in the path of an
+unexpected error's log line and in the development server's request log (run.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ TOO_LARGE = "too_large"
 _SPECIAL = re.compile(rb'[\[\]{}"\\]')
 
 
+# /m/<token>... and the API's /api/v1/subscriptions/<token> (but not its verify/manage-code).
+_TOKEN_PATH = re.compile(r"(/m/|/api/v1/subscriptions/(?!verify\b|manage-code\b))[^\s/?#\"']+")
+
+
+def redact_tokens(text: str) -> str:
+    """`text` with the token of every manage-link path replaced by ***."""
+    return _TOKEN_PATH.sub(lambda m: m.group(1) + "***", text)
+
+
 class RefusedInput(Exception):
     def __init__(self, code: str, status: int = 400) -> None:
         super().__init__(code)
@@ -38,6 +51,9 @@ class RefusedInput(Exception):
 
 def init_app(app: Flask) -> None:
     app.before_request(check_request)
+    # Flask logs "Exception on <path>" for a 500: not with a resident's token in it.
+    app.log_exception = lambda exc_info: app.logger.error(  # type: ignore[method-assign]
+        "Exception on %s [%s]", redact_tokens(request.path), request.method, exc_info=exc_info)
     app.register_error_handler(RefusedInput, _refused)
     app.register_error_handler(413, lambda exc: _refused(RefusedInput(TOO_LARGE, 413)))
 

@@ -8,7 +8,6 @@ separately: gunicorn for the web, one `python scheduler.py` (see README).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from typing import Any
@@ -16,15 +15,8 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
+from request_guard import redact_tokens
 from staff.cli import staff_count
-
-# A manage link's token is the resident's key: it opens their number, consents and erasure.
-_TOKEN_PATH = re.compile(r"(/m/|/api/v1/subscriptions/(?!verify\b|manage-code\b))[^\s/?#\"']+")
-
-
-def redact_tokens(text: str) -> str:
-    """`text` with the token of every manage-link path replaced by ***."""
-    return _TOKEN_PATH.sub(lambda m: m.group(1) + "***", text)
 
 
 class RedactingRequestHandler(WSGIRequestHandler):

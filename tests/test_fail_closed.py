@@ -22,7 +22,8 @@ from werkzeug.serving import make_server
 
 from app import ConfigError, create_app
 from municipality import PROFILES_DIR, ProfileError, load_municipality
-from run import RedactingRequestHandler, redact_tokens
+from request_guard import redact_tokens
+from run import RedactingRequestHandler
 from tests.conftest import last_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +192,17 @@ def test_the_development_server_does_not_log_manage_link_tokens(make_app, caplog
 def test_token_redaction_keeps_the_api_route_names():
     assert redact_tokens("POST /api/v1/subscriptions/verify HTTP/1.1") == "POST /api/v1/subscriptions/verify HTTP/1.1"
     assert redact_tokens("POST /m/abc.def/leave") == "POST /m/***/leave"
+
+
+def test_an_unexpected_error_on_a_manage_page_is_logged_without_the_token(app, caplog):
+    token = "42-1.Xy7_abcDEF-123ghiJKL456mnoP"
+    with app.test_request_context(f"/m/{token}/erase", method="POST"), caplog.at_level(logging.ERROR):
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            app.log_exception(sys.exc_info())
+    assert "Exception on /m/***/erase [POST]" in caplog.text
+    assert token not in caplog.text
 
 
 def test_a_production_app_logs_no_code_when_a_resident_signs_up(make_app, twilio, caplog):
