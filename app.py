@@ -11,11 +11,12 @@ import sys
 from typing import Any
 
 from flask import Flask, jsonify
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import INSTANCE_DIR, ConfigError, load_config
+import request_guard
+from config import INSTANCE_DIR, ConfigError, check_settings, load_config
 from db import csrf, db, migrate
 from municipality import load_municipality
+from proxy import TrustedProxyFix
 
 __all__ = ["ConfigError", "create_app", "create_app_or_exit"]
 
@@ -32,21 +33,13 @@ def create_app_or_exit() -> Flask:
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    """The application; raises ConfigError (one line: what is wrong, how to fix it) for any
-    setting or profile that cannot work."""
+    """Build the app. A setting or profile it cannot run with raises ConfigError, whose
+    one-line message names the setting (or file and field) and what would be right."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    try:
-        app.config.update(load_config())
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    app.config.update(load_config((overrides or {}).get("SYRENA_ENV")))
     if overrides:
         app.config.update(overrides)
-    if not app.config.get("SECRET_KEY"):
-        raise ConfigError(
-            "SECRET_KEY is not set. For local use run `make run` once (it writes .env with "
-            "SYRENA_ENV=development and a new key); in production set SECRET_KEY to the output of "
-            "python3 -c 'import secrets; print(secrets.token_hex(32))'."
-        )
+    check_settings(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a slow resident must not lose the form
     # Flask defines these keys (SameSite as None), so setdefault would not apply: set them
@@ -61,9 +54,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # The twilio SDK logs every request's headers at INFO: thousands of lines per alert.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
-    proxies = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
-    if any(proxies.values()):
-        app.wsgi_app = ProxyFix(app.wsgi_app, **proxies)  # type: ignore[method-assign]
+    # X-Forwarded-* count only when the direct peer is one of our proxies (proxy.py).
+    hops = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"], **hops)  # type: ignore[method-assign]
 
     from providers.sms import sms_channel_from_config
     from providers.webpush import WebPushChannel
@@ -73,8 +66,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.extensions["sms"] = sms_channel_from_config(app.config)
         # None when no VAPID keys are configured: push is then simply off.
         app.extensions["webpush"] = WebPushChannel.from_config(app.config)
-    except ValueError as exc:  # ProfileError and the channels' setting errors
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the providers name the setting; make it the one config error
         raise ConfigError(str(exc)) from None
+    # The console backend is the developer's phone: it may print codes and links only there.
+    if app.config["SYRENA_ENV"] == "development" and hasattr(app.extensions["sms"], "reveal"):
+        app.extensions["sms"].reveal = True
 
     db.init_app(app)
     # Batch mode: SQLite can only change a table by copying it.
@@ -88,10 +86,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import staff.audit  # noqa: F401
     import staff.models  # noqa: F401
     import subscribers.models  # noqa: F401
+    import webhook_checks  # noqa: F401
 
     from i18n import remember_language, select_language, t
 
     app.before_request(select_language)
+    # Before any view: NUL bytes and over-deep JSON get 400, oversized bodies 413.
+    request_guard.init_app(app)
     app.after_request(remember_language)
     app.after_request(_security_headers)
     import errors
@@ -99,7 +100,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     from alerts.cli import alerts_cli, dispatch_command, local_time
 
-    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"])
+    app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"],
+                                 webhook_refusals=webhook_checks.refusal_summary)
     app.jinja_env.filters["local_time"] = local_time
 
     from admin import auth_views as admin_auth

@@ -10,8 +10,11 @@ configuration error only when ``SMS_BACKEND=twilio``).
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import secrets
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,18 @@ from providers.feeds import DEFAULT_USER_AGENT
 ROOT = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT / "instance"
 
+# What the error for a weak SECRET_KEY tells the operator to run.
+MAKE_A_KEY = 'python3 -c "import secrets; print(secrets.token_hex(32))"'
+# 32 random bytes: a key that signs sessions and manage links must not be guessable offline.
+SECRET_KEY_MIN_BITS = 256
 
-class ConfigError(RuntimeError):
-    """A setting or profile that cannot work; the message is one line: what, and how to fix it."""
+
+class ConfigError(ValueError):
+    """A setting (or the municipality profile) that Syrena cannot start with.
+
+    The message is one line that names the setting or the file and field, and says what
+    would be right, so start-up and the CLI can print it instead of a traceback.
+    """
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -36,7 +48,7 @@ def _bool(name: str, default: bool) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"Unexpected value {name}={raw!r}: use true or false")
+    raise ConfigError(f"Unexpected value {name}={raw!r}: use true or false")
 
 
 def _int(name: str, default: int) -> int:
@@ -46,7 +58,7 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"Unexpected value {name}={raw!r}: a whole number is expected") from None
+        raise ConfigError(f"Unexpected value {name}={raw!r}: a whole number is expected") from None
 
 
 def _float(name: str, default: float) -> float:
@@ -56,7 +68,7 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ValueError(f"Unexpected value {name}={raw!r}: a number is expected") from None
+        raise ConfigError(f"Unexpected value {name}={raw!r}: a number is expected") from None
 
 
 def _str(name: str, default: str | None = None) -> str | None:
@@ -70,7 +82,10 @@ def _secret(name: str) -> str | None:
     """A secret from NAME, or from the file named by NAME_FILE (Docker/systemd secrets)."""
     path = os.environ.get(f"{name}_FILE")
     if path:
-        return Path(path).read_text(encoding="utf-8").strip()
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: cannot read it ({exc.strerror})") from None
     return _str(name)
 
 
@@ -83,12 +98,68 @@ def _dev_secret_key() -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def load_config() -> dict[str, Any]:
-    """Read the environment (and .env) into a dict of settings, with defaults."""
+def secret_key_problem(key: str | None) -> str | None:
+    """Why `key` is not good enough to sign sessions and manage links, or None when it is.
+
+    A key must carry at least 32 random bytes (256 bits). Randomness cannot be seen, so we
+    take the lowest of three upper bounds: the bits its alphabet can carry (hex: 4 a
+    character, base64: 6) times its length, the bits left after compression (a repeated
+    word compresses to almost nothing), and, with some slack because a short random string
+    never shows every symbol equally often, the entropy of its character counts.
+    `secrets.token_hex(32)` and `secrets.token_urlsafe(32)` always pass.
+    """
+    if not key:
+        return "SECRET_KEY is not set"
+    by_alphabet = len(key) * math.log2(_alphabet(key))
+    # zlib's header and checksum take 6 bytes (+2 for the end of the block).
+    by_compression = max(0, len(zlib.compress(key.encode("utf-8"), 9)) - 8) * 8
+    counts = [key.count(c) for c in set(key)]
+    by_counts = -sum(n * math.log2(n / len(key)) for n in counts)
+    bits = min(by_alphabet, by_compression, by_counts / 0.6)
+    if bits < SECRET_KEY_MIN_BITS or len(counts) < 10:
+        return (f"SECRET_KEY is too weak ({len(key)} characters, about {int(min(bits, by_counts))} "
+                f"random bits; {SECRET_KEY_MIN_BITS} are needed)")
+    return None
+
+
+_HEX = set("0123456789abcdef")
+_BASE64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
+
+
+def _alphabet(key: str) -> int:
+    """How many symbols the key is drawn from, judged by the encodings keys come in."""
+    chars = set(key)
+    if chars <= _HEX or chars <= {c.upper() for c in _HEX}:
+        return 16
+    if chars <= _BASE64:
+        return 64
+    return 95  # printable ASCII (and anything else counts no more)
+
+
+def parse_networks(name: str, raw: str | None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of IP addresses and CIDR blocks, as networks."""
+    networks = []
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or a CIDR block like 10.0.0.0/8") from None
+    return tuple(networks)
+
+
+def load_config(env: str | None = None) -> dict[str, Any]:
+    """Read the environment (and .env) into a dict of settings, with defaults.
+
+    `env` overrides SYRENA_ENV (a test building a "production" app), so that the defaults
+    that depend on it (SMS_BACKEND, STAFF_REQUIRE_TOTP, ...) follow the environment chosen.
+    """
     load_dotenv(ROOT / ".env", override=False)
-    env = _str("SYRENA_ENV", "production")
+    env = env or _str("SYRENA_ENV", "production")
     if env not in ("development", "production", "testing"):
-        raise ValueError(f"Unexpected value SYRENA_ENV={env!r}: development, production or testing")
+        raise ConfigError(f"Unexpected value SYRENA_ENV={env!r}: development, production or testing")
 
     secret_key = _secret("SECRET_KEY")
     if not secret_key and env == "development":
@@ -102,11 +173,24 @@ def load_config() -> dict[str, Any]:
         "SYRENA_MUNICIPALITY": _str("SYRENA_MUNICIPALITY", "kozy"),
         # Absolute base of the links we put into SMS and push (manage link, alert page).
         "PUBLIC_BASE_URL": _str("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
-        # Behind a TLS-terminating proxy set these to the number of proxies that set each header,
-        # or Twilio signatures (computed over the public https URL) never validate.
+        # Behind a proxy set these to the number of proxies that set each header. They are
+        # honoured only for requests whose direct peer is in TRUSTED_PROXIES: anybody who can
+        # reach the app directly could otherwise pick their own IP (and dodge per-IP limits).
         "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
         "PROXY_FIX_X_PROTO": _int("PROXY_FIX_X_PROTO", 0),
         "PROXY_FIX_X_HOST": _int("PROXY_FIX_X_HOST", 0),
+        # The addresses of our own proxies (IPs or CIDR blocks, comma-separated); the default
+        # is nginx on the same machine.
+        "TRUSTED_PROXIES": _str("TRUSTED_PROXIES", "127.0.0.1,::1"),
+        # Larger request bodies get 413 before any view reads them; the largest honest one
+        # (a staff message in three languages) is a few kilobytes.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 256 * 1024),
+        # JSON nested deeper than this gets 400: Python's parser would recurse until it
+        # crashes the request (and an honest body is at most 3 levels deep).
+        "MAX_JSON_DEPTH": _int("MAX_JSON_DEPTH", 20),
+        # A Twilio webhook refused for a wrong signature in this window makes /healthz say
+        # "degraded": residents' STOP replies are being ignored.
+        "WEBHOOK_REFUSALS_WINDOW_SECONDS": _int("WEBHOOK_REFUSALS_WINDOW_SECONDS", 3600),
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", env == "production"),
         # --- residents ---
         "ALLOWED_PHONE_REGIONS": (_str("ALLOWED_PHONE_REGIONS", "PL") or "PL").upper().split(","),
@@ -122,7 +206,8 @@ def load_config() -> dict[str, Any]:
         "RATE_LIMIT_CODES_PER_PREFIX": _int("RATE_LIMIT_CODES_PER_PREFIX", 10),
         "VERIFICATION_SMS_HOURLY_BUDGET": _int("VERIFICATION_SMS_HOURLY_BUDGET", 200),
         # --- SMS ---
-        "SMS_BACKEND": _str("SMS_BACKEND", "console"),
+        # No default in production: the console backend sends nothing (see check_production).
+        "SMS_BACKEND": _str("SMS_BACKEND", None if env == "production" else "console"),
         "TWILIO_ACCOUNT_SID": _str("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _secret("TWILIO_AUTH_TOKEN"),
         "TWILIO_MESSAGING_SERVICE_SID": _str("TWILIO_MESSAGING_SERVICE_SID"),
@@ -164,8 +249,9 @@ def load_config() -> dict[str, Any]:
         # checks that it still holds the lock).
         "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),
         # --- staff ---
-        # Approvers and admins must use a second factor (TOTP app) to sign in.
-        "STAFF_REQUIRE_TOTP": _bool("STAFF_REQUIRE_TOTP", False),
+        # Approvers and admins must use a second factor (TOTP app) to sign in; on by default
+        # in production, where a guessed password must not be enough to alert the gmina.
+        "STAFF_REQUIRE_TOTP": _bool("STAFF_REQUIRE_TOTP", env == "production"),
         "STAFF_LOCKOUT_ATTEMPTS": _int("STAFF_LOCKOUT_ATTEMPTS", 5),
         "STAFF_LOCKOUT_MINUTES": _int("STAFF_LOCKOUT_MINUTES", 15),
         "STAFF_LOGINS_PER_IP": _int("STAFF_LOGINS_PER_IP", 30),
@@ -187,3 +273,36 @@ def load_config() -> dict[str, Any]:
         "DISPATCH_STALE_SECONDS": _int("DISPATCH_STALE_SECONDS", 120),
         "DISPATCH_UNCERTAIN_SECONDS": _int("DISPATCH_UNCERTAIN_SECONDS", 30),
     }
+
+
+def check_settings(config: dict[str, Any]) -> None:
+    """Refuse settings that would run but fail open. Raises ConfigError (one line).
+
+    - Outside testing, SECRET_KEY must carry 32 random bytes.
+    - In production, SMS must really go out: the console backend only prints them.
+    - TRUSTED_PROXIES must parse.
+    """
+    env = config.get("SYRENA_ENV", "production")
+    if not config.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY is not set. For local use run `make run` once (it writes .env with "
+                          "SYRENA_ENV=development and a new key); in production set SECRET_KEY, "
+                          f"made with: {MAKE_A_KEY}")
+    if env != "testing":
+        problem = secret_key_problem(str(config["SECRET_KEY"]))
+        if problem:
+            raise ConfigError(f"{problem}; make one with: {MAKE_A_KEY}")
+    backend = str(config.get("SMS_BACKEND") or "").strip().lower()
+    if env == "production" and backend in ("", "console"):
+        raise ConfigError(
+            "SMS_BACKEND must be twilio in production (the console backend sends nothing and is "
+            "for SYRENA_ENV=development only)" if backend else
+            "SMS_BACKEND is not set: production needs SMS_BACKEND=twilio and its TWILIO_* settings")
+    for name in ("MAX_CONTENT_LENGTH", "MAX_JSON_DEPTH"):
+        value = config.get(name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a positive whole number, not {value!r}")
+    trusted = config.get("TRUSTED_PROXIES")
+    if isinstance(trusted, (list, tuple)) and all(isinstance(t, str) for t in trusted):
+        trusted = ",".join(trusted)
+    if isinstance(trusted, str) or trusted is None:
+        config["TRUSTED_PROXIES"] = parse_networks("TRUSTED_PROXIES", trusted)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from config import ConfigError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "municipalities"
 LANGUAGES = ("pl", "en", "uk")
@@ -101,7 +104,6 @@ class Municipality:
     default_categories: tuple[str, ...]
     source: Path
     feeds: FeedSettings = field(default_factory=FeedSettings)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def area_codes(self) -> list[str]:
         return [a.code for a in self.areas]
@@ -143,48 +145,136 @@ def in_quiet_hours(hours: tuple[time, time] | None, local: time) -> bool:
     return local >= start or local < end  # spans midnight
 
 
-class ProfileError(ValueError):
-    pass
+class ProfileError(ConfigError):
+    """A municipality profile Syrena cannot run with; the message names the file and field."""
 
 
-def _require(table: dict[str, Any], key: str, where: str, path: Path) -> Any:
+# Every key a profile may have, per table: anything else is a typo that would otherwise be
+# ignored in silence (a misspelt "inbound_numbr" leaves residents without STOP).
+_KEYS = {
+    "": {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"},
+    "municipality": {"name", "name_en", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
+                     "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone"},
+    "areas": {"code", "name"},
+    "categories": {"offered", "default"},
+    "quiet_hours": {"start", "end"},
+    "feeds": {"hydro", "air", "rso"},
+    "feeds.hydro": {"catchments"},
+    "feeds.air": {"stations"},
+    "feeds.air.stations": {"id", "name"},
+    "feeds.rso": {"enabled", "voivodeship"},
+    "policy": {"auto_from_level", "drought_channels"},
+}
+_E164 = re.compile(r"\+[1-9]\d{7,14}")
+
+
+class _Profile:
+    """Typed reads from one profile file; each problem is a ProfileError naming file and field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, problem: str) -> ProfileError:
+        return ProfileError(f"{self.path}: {where}: {problem}")
+
+    def table(self, data: Any, where: str, *, schema: str | None = None, required: bool = False) -> dict[str, Any]:
+        if data is None:
+            if required:
+                raise ProfileError(f"{self.path}: missing [{where}]")
+            return {}
+        if not isinstance(data, dict):
+            raise self.fail(where or "(top level)", f"must be a table, not {_kind(data)}")
+        allowed = _KEYS[where if schema is None else schema]
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            name = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise self.fail(name, f"unknown key (known: {', '.join(sorted(allowed))})")
+        return data
+
+    def text(self, table: dict[str, Any], key: str, where: str, *, default: str | None = None) -> str:
+        if key not in table:
+            if default is None:
+                raise ProfileError(f"{self.path}: {where}.{key}: missing")
+            return default
+        value = table[key]
+        if not isinstance(value, str):
+            raise self.fail(f"{where}.{key}", f"must be a string in quotes, not {_kind(value)}")
+        return value
+
+    def strings(self, table: dict[str, Any], key: str, where: str, default: list[str]) -> list[str]:
+        value = table.get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(f"{where}.{key}", f"must be a list of strings, not {_kind(value)}")
+        return value
+
+    def list_of_tables(self, data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(where, f"must be a list of tables ([[{where}]]), not {_kind(value)}")
+        return [self.table(item, f"{where} #{i + 1}", schema=where) for i, item in enumerate(value)]
+
+
+def _kind(value: Any) -> str:
+    """How a TOML value reads to the person who wrote it."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return f"{value} (a number)"
+    if isinstance(value, str):
+        return f"{value!r} (a string)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _parse_time(p: _Profile, table: dict[str, Any], key: str) -> time | None:
     if key not in table:
-        raise ProfileError(f"{path}: missing '{key}' in [{where}]")
-    return table[key]
-
-
-def _parse_time(raw: str, key: str, path: Path) -> time:
+        return None
+    raw = p.text(table, key, "quiet_hours")
     try:
         return time.fromisoformat(raw)
-    except (TypeError, ValueError):
-        raise ProfileError(f"{path}: quiet_hours.{key} must look like 22:00, not {raw!r}") from None
+    except ValueError:
+        raise p.fail(f"quiet_hours.{key}", f"must look like 22:00, not {raw!r}") from None
 
 
-def _feed_settings(data: dict[str, Any], path: Path) -> FeedSettings:
-    feeds = data.get("feeds") or {}
-    hydro = feeds.get("hydro") or {}
-    catchments = hydro.get("catchments") or []
-    if not isinstance(catchments, list) or not all(isinstance(c, str) and c for c in catchments):
-        raise ProfileError(f"{path}: feeds.hydro.catchments must be a list of catchment code prefixes")
+def _level(p: _Profile, value: Any, where: str) -> int:
+    # bool is an int in Python: `true` must not read as level 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2, 3, 4):
+        raise p.fail(where, f"must be a level 1-3 (4: never automatic), not {_kind(value)}")
+    return value
+
+
+def _feed_settings(p: _Profile, data: dict[str, Any]) -> FeedSettings:
+    feeds = p.table(data.get("feeds"), "feeds")
+    hydro = p.table(feeds.get("hydro"), "feeds.hydro")
+    catchments = p.strings(hydro, "catchments", "feeds.hydro", [])
+    air = p.table(feeds.get("air"), "feeds.air")
     stations = []
-    for i, st in enumerate((feeds.get("air") or {}).get("stations") or []):
-        if not isinstance(st.get("id"), int):
-            raise ProfileError(f"{path}: feeds.air.stations #{i + 1} needs a numeric id")
-        stations.append(AirStation(id=st["id"], name=str(st.get("name") or st["id"])))
-    rso = feeds.get("rso") or {}
-    policy = data.get("policy") or {}
+    for i, st in enumerate(p.list_of_tables(air, "stations", "feeds.air.stations")):
+        where = f"feeds.air.stations #{i + 1}"
+        if isinstance(st.get("id"), bool) or not isinstance(st.get("id"), int):
+            raise p.fail(f"{where}.id", f"must be the station's numeric id, not {_kind(st.get('id'))}")
+        stations.append(AirStation(id=st["id"], name=p.text(st, "name", where, default=str(st["id"]))))
+    rso = p.table(feeds.get("rso"), "feeds.rso")
+    rso_enabled = rso.get("enabled", False)
+    if not isinstance(rso_enabled, bool):
+        raise p.fail("feeds.rso.enabled", f"must be true or false, not {_kind(rso_enabled)}")
+    policy = p.table(data.get("policy"), "policy")
     auto = {"weather": 2, "hydro": 2, "air": 2}
-    for category, level in (policy.get("auto_from_level") or {}).items():
+    levels = policy.get("auto_from_level", {})
+    if not isinstance(levels, dict):
+        raise p.fail("policy.auto_from_level", f"must be a table like {{ weather = 2 }}, not {_kind(levels)}")
+    for category, level in levels.items():
         if category not in CATEGORIES or not CATEGORIES[category].hazard:
-            raise ProfileError(f"{path}: policy.auto_from_level: {category!r} is not a hazard category")
-        if level not in (1, 2, 3, 4):
-            raise ProfileError(f"{path}: policy.auto_from_level.{category} must be 1-3 (4: never automatic)")
-        auto[category] = level
-    drought = tuple(policy.get("drought_channels", ["push"]))
+            raise p.fail(f"policy.auto_from_level.{category}", "not a hazard category (weather, hydro, air)")
+        auto[category] = _level(p, level, f"policy.auto_from_level.{category}")
+    drought = tuple(p.strings(policy, "drought_channels", "policy", ["push"]))
     if any(c not in ("sms", "push") for c in drought):
-        raise ProfileError(f"{path}: policy.drought_channels may only name sms and push")
+        raise p.fail("policy.drought_channels", "may only name sms and push")
     return FeedSettings(hydro_catchments=tuple(catchments), air_stations=tuple(stations),
-                        rso_enabled=bool(rso.get("enabled", False)), rso_voivodeship=str(rso.get("voivodeship", "")),
+                        rso_enabled=rso_enabled, rso_voivodeship=p.text(rso, "voivodeship", "feeds.rso", default=""),
                         auto_from_level=auto, drought_channels=drought)
 
 
@@ -196,7 +286,9 @@ def resolve_profile_path(name_or_path: str) -> Path:
 
 
 def load_municipality(name_or_path: str) -> Municipality:
-    """Load and validate a profile; raise ProfileError naming the file and field on any problem."""
+    """Load and validate a profile; raise ProfileError naming the file and field on any
+    problem: a missing or unknown key, a value of the wrong type, an invalid time zone, an
+    inbound number that is not E.164, a TERYT code that does not fit."""
     path = resolve_profile_path(name_or_path)
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
@@ -206,67 +298,81 @@ def load_municipality(name_or_path: str) -> Municipality:
             data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ProfileError(f"{path}: not valid TOML: the file must be UTF-8") from None
+    p = _Profile(path)
+    p.table(data, "")
 
-    m = _require(data, "municipality", "municipality", path)
-    teryt = str(_require(m, "teryt", "municipality", path))
-    powiat = str(_require(m, "powiat_teryt", "municipality", path))
-    voiv = str(_require(m, "voivodeship_teryt", "municipality", path))
+    m = p.table(data.get("municipality"), "municipality", required=True)
+    teryt = p.text(m, "teryt", "municipality")
+    powiat = p.text(m, "powiat_teryt", "municipality")
+    voiv = p.text(m, "voivodeship_teryt", "municipality")
     if not re.fullmatch(r"\d{7}", teryt):
-        raise ProfileError(f"{path}: municipality.teryt must have 7 digits, not {teryt!r}")
+        raise p.fail("municipality.teryt", f"must have 7 digits, not {teryt!r}")
     if not re.fullmatch(r"\d{4}", powiat) or not teryt.startswith(powiat):
-        raise ProfileError(f"{path}: municipality.powiat_teryt must be the first 4 digits of teryt")
+        raise p.fail("municipality.powiat_teryt", "must be the first 4 digits of teryt")
     if not re.fullmatch(r"\d{2}", voiv) or not powiat.startswith(voiv):
-        raise ProfileError(f"{path}: municipality.voivodeship_teryt must be the first 2 digits of teryt")
-    lang = m.get("default_language", "pl")
+        raise p.fail("municipality.voivodeship_teryt", "must be the first 2 digits of teryt")
+    lang = p.text(m, "default_language", "municipality", default="pl")
     if lang not in LANGUAGES:
-        raise ProfileError(f"{path}: default_language must be one of {', '.join(LANGUAGES)}")
-    sender = str(m.get("sms_sender", ""))
+        raise p.fail("municipality.default_language", f"must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+    sender = p.text(m, "sms_sender", "municipality", default="")
     if sender and not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}", sender):
-        raise ProfileError(f"{path}: sms_sender must be 1-11 ASCII letters, digits or spaces")
+        raise p.fail("municipality.sms_sender", "must be 1-11 ASCII letters, digits or spaces, with a letter")
+    inbound = p.text(m, "inbound_number", "municipality", default="")
+    if inbound and not _E164.fullmatch(inbound):
+        raise p.fail("municipality.inbound_number", f"must be in E.164 like +48732000000 (or empty), not {inbound!r}")
+    zone = p.text(m, "timezone", "municipality", default="Europe/Warsaw")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise p.fail("municipality.timezone", f"{zone!r} is not a time zone (e.g. Europe/Warsaw)") from None
 
-    areas_raw = data.get("areas") or []
-    if not areas_raw:
-        raise ProfileError(f"{path}: at least one [[areas]] entry is needed")
     areas: list[Area] = []
-    for i, a in enumerate(areas_raw):
-        code = str(_require(a, "code", f"areas #{i + 1}", path))
+    for i, a in enumerate(p.list_of_tables(data, "areas", "areas")):
+        where = f"areas #{i + 1}"
+        code = p.text(a, "code", where)
         if not re.fullmatch(r"[A-Z0-9_]{2,16}", code):
-            raise ProfileError(f"{path}: area code {code!r} must be 2-16 capital letters, digits or _")
+            raise p.fail(f"{where}.code", f"{code!r} must be 2-16 capital letters, digits or _")
         if any(x.code == code for x in areas):
-            raise ProfileError(f"{path}: area code {code!r} appears twice")
-        areas.append(Area(code=code, name=str(_require(a, "name", f"areas #{i + 1}", path))))
+            raise p.fail(f"{where}.code", f"{code!r} appears twice")
+        areas.append(Area(code=code, name=p.text(a, "name", where)))
+    if not areas:
+        raise ProfileError(f"{path}: areas: at least one [[areas]] entry is needed")
 
-    cats = data.get("categories", {})
-    offered = tuple(cats.get("offered", list(CATEGORIES)))
-    default = tuple(cats.get("default", offered))
-    for c in (*offered, *default):
-        if c not in CATEGORIES:
-            raise ProfileError(f"{path}: unknown category {c!r} (known: {', '.join(CATEGORIES)})")
+    cats = p.table(data.get("categories"), "categories")
+    offered = tuple(p.strings(cats, "offered", "categories", list(CATEGORIES)))
+    default = tuple(p.strings(cats, "default", "categories", list(offered)))
+    for key, codes in (("offered", offered), ("default", default)):
+        for c in codes:
+            if c not in CATEGORIES:
+                raise p.fail(f"categories.{key}", f"unknown category {c!r} (known: {', '.join(CATEGORIES)})")
     if "emergency" not in offered:
-        raise ProfileError(f"{path}: the 'emergency' category cannot be switched off")
+        raise p.fail("categories.offered", "the 'emergency' category cannot be switched off")
     if not set(default) <= set(offered):
-        raise ProfileError(f"{path}: categories.default must be a subset of categories.offered")
+        raise p.fail("categories.default", "must be a subset of categories.offered")
 
-    quiet = data.get("quiet_hours") or {}
-    quiet_start = _parse_time(quiet["start"], "start", path) if "start" in quiet else None
-    quiet_end = _parse_time(quiet["end"], "end", path) if "end" in quiet else None
+    quiet = p.table(data.get("quiet_hours"), "quiet_hours")
+    quiet_start = _parse_time(p, quiet, "start")
+    quiet_end = _parse_time(p, quiet, "end")
+    if (quiet_start is None) != (quiet_end is None):
+        raise p.fail("quiet_hours", "needs both start and end (or neither)")
 
-    feeds = _feed_settings(data, path)
-    known_top = {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"}
+    feeds = _feed_settings(p, data)
     return Municipality(
-        name=str(_require(m, "name", "municipality", path)),
-        name_en=str(m.get("name_en", "")),
+        name=p.text(m, "name", "municipality"),
+        name_en=p.text(m, "name_en", "municipality", default=""),
         teryt=teryt,
         powiat_teryt=powiat,
         voivodeship_teryt=voiv,
-        voivodeship=str(m.get("voivodeship", "")),
-        powiat=str(m.get("powiat", "")),
+        voivodeship=p.text(m, "voivodeship", "municipality", default=""),
+        powiat=p.text(m, "powiat", "municipality", default=""),
         default_language=lang,
         sms_sender=sender,
-        inbound_number=str(m.get("inbound_number", "")),
-        controller=str(m.get("controller", "")),
-        contact=str(m.get("contact", "")),
-        timezone=str(m.get("timezone", "Europe/Warsaw")),
+        inbound_number=inbound,
+        controller=p.text(m, "controller", "municipality", default=""),
+        contact=p.text(m, "contact", "municipality", default=""),
+        timezone=zone,
         quiet_start=quiet_start,
         quiet_end=quiet_end,
         areas=tuple(areas),
@@ -274,5 +380,4 @@ def load_municipality(name_or_path: str) -> Municipality:
         default_categories=default,
         source=path,
         feeds=feeds,
-        extra={k: v for k, v in data.items() if k not in known_top},
     )

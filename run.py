@@ -14,8 +14,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app_or_exit
+from request_guard import redact_tokens
 from staff.cli import staff_count
 
 FIRST_STAFF_HINT = (
@@ -24,6 +28,15 @@ FIRST_STAFF_HINT = (
     "    .venv/bin/flask --app wsgi users create you@gmina.pl --role admin\n"
     "  then sign in at http://127.0.0.1:{port}/admin\n"
 )
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """werkzeug's request log, without the tokens of manage links (the terminal of `make
+    run` is often copied into a bug report or kept in a file)."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's name)
+        text = message % args if args else message
+        super().log(type, "%s", redact_tokens(text))
 
 
 def main() -> None:
@@ -37,7 +50,8 @@ def main() -> None:
     try:
         print(f"  Syrena is running on http://127.0.0.1:{port} (SMS are printed here). Ctrl+C stops it.\n",
               flush=True)
-        app.run(host="127.0.0.1", port=port, use_reloader=False, threaded=True)
+        app.run(host="127.0.0.1", port=port, use_reloader=False, threaded=True,
+                request_handler=RedactingRequestHandler)
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=30)

@@ -227,7 +227,7 @@ def _feed_rows() -> tuple[str, list[dict[str, Any]]]:
         rows.append({"name": name, "last_success_at": when("last_success_at"),
                      "last_error_at": when("last_error_at"), "last_error": info.get("last_error"),
                      "summary": info.get("last_summary"), "failing": info["failing"], "stale": info["stale"]})
-    return report["status"], rows
+    return report.get("feeds_status", report["status"]), rows
 
 
 @bp.get("/")

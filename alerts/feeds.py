@@ -31,6 +31,7 @@ from alerts.models import ACTIVE, AWAITING, ENDED, KIND_UPDATE, PUBLISHED, REJEC
 from db import db, utcnow
 from providers import gios, imgw, meteoalarm, rso
 from providers.feeds import FeedError
+from webhook_checks import refusal_summary
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ def imgw_meteo_available(now: datetime | None = None) -> bool:
 
 
 def health_report(now: datetime | None = None) -> dict[str, Any]:
-    """Per enabled feed: last good answer, last error, and whether it is silent too long."""
+    """Per enabled feed: last good answer, last error, and whether it is silent too long;
+    and whether Twilio's signed webhooks are being refused (residents' STOP ignored).
+    "degraded" comes with "reasons", one line each."""
     now = now or utcnow()
     stale = timedelta(seconds=current_app.config["FEED_STALE_SECONDS"])
     rows = {r.feed: r for r in db.session.scalars(select(FeedHealth))}
@@ -106,7 +109,20 @@ def health_report(now: datetime | None = None) -> dict[str, Any]:
         # failed, or went quiet for longer than FEED_STALE_SECONDS, is.
         if (silent and row is not None) or failing:
             degraded = True
-    return {"status": "degraded" if degraded else "ok", "feeds": feeds}
+    reasons = [f"feed {name} is failing or silent" for name, f in feeds.items()
+               if f["failing"] or (f["stale"] and rows.get(name) is not None)]
+    feeds_status = "degraded" if degraded else "ok"
+    webhooks = refusal_summary(now)
+    if webhooks["failing"]:
+        degraded = True
+        reasons.append(webhooks["reason"])
+    report: dict[str, Any] = {
+        "status": "degraded" if degraded else "ok", "feeds_status": feeds_status, "feeds": feeds,
+        "webhooks": {"failing": webhooks["failing"], "refused": webhooks["refused"]},
+    }
+    if reasons:
+        report["reasons"] = reasons
+    return report
 
 
 # --- the feeds --------------------------------------------------------------------------------

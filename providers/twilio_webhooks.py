@@ -1,7 +1,7 @@
 """What Twilio sends to our webhooks, and the TwiML we answer with.
 
 The only place that knows Twilio's webhook field names. Signatures are checked by the SMS
-channel (``validate_webhook``) before any of this runs.
+channel (``validate_webhook``) over ``signed_url(...)`` before any of this runs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ class StatusReport:
     status: str  # queued, sent, delivered, undelivered, failed, ...
     error_code: int | None
     to: str | None
+
+
+def signed_url(public_base_url: str, path: str, query_string: str) -> str:
+    """The URL Twilio signed for a webhook it sent to `path` (with `query_string`, as received).
+
+    Twilio signs the URL configured for the number or passed as StatusCallback, which we
+    always build from PUBLIC_BASE_URL; what a proxy forwards as Host or scheme plays no part.
+    """
+    return public_base_url.rstrip("/") + path + (f"?{query_string}" if query_string else "")
 
 
 def parse_inbound(form: Mapping[str, str]) -> InboundMessage | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, request
 
+import webhook_checks
 from providers.twilio_webhooks import parse_inbound, twiml_reply
 from subscribers.keywords import handle_inbound
 
@@ -14,16 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def require_twilio_signature() -> None:
-    """Abort with 403 unless the request carries a valid X-Twilio-Signature.
-
-    Behind a TLS proxy, request.url must be the public https URL Twilio called: configure
-    PROXY_FIX_* or every signature fails.
-    """
-    channel = current_app.extensions["sms"]
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not channel.validate_webhook(request.url, request.form, signature):
-        log.warning("rejected a Twilio webhook with a missing or wrong signature from %s", request.remote_addr)
-        abort(403)
+    """Abort with 403 unless the request is signed by Twilio for its public URL
+    (PUBLIC_BASE_URL); refusals are recorded for the dashboard and /healthz."""
+    webhook_checks.require_twilio_signature()
 
 
 @bp.post("/inbound")

@@ -14,12 +14,20 @@ from subscribers.errors import SubscriptionError
 _SMS_CAPABLE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
-def normalize_phone(raw: str | None, allowed_regions: Iterable[str], *, field: str = "phone") -> str:
+def normalize_phone(raw: object, allowed_regions: Iterable[str], *, field: str = "phone") -> str:
     """Return the number in E.164, or raise SubscriptionError with one of the codes
     ``phone_missing``, ``phone_invalid``, ``phone_country`` (outside the allowed countries),
     ``phone_not_mobile`` (landline, toll-free, premium, VoIP, pager: no SMS, or SMS-pumping bait).
-    A number without a country prefix is read as Polish."""
+    A number without a country prefix is read as Polish.
+
+    `raw` comes straight from a form or a JSON body, so it may be anything: null is
+    ``phone_missing``; a number, list, object or boolean is ``phone_invalid`` (a JSON number
+    would lose a leading zero or +, so we never guess what it meant)."""
+    if raw is not None and not isinstance(raw, str):
+        raise SubscriptionError("phone_invalid", field=field)
     text = (raw or "").strip()
+    if len(text) > 40:  # no phone number is this long; keep phonenumbers' work bounded
+        raise SubscriptionError("phone_invalid", field=field)
     if not text:
         raise SubscriptionError("phone_missing", field=field)
     if text.startswith("00"):

@@ -71,7 +71,8 @@ def _base_config(database_url: str) -> dict[str, Any]:
     return {
         "TESTING": True,
         "SYRENA_ENV": "testing",
-        "SECRET_KEY": "test-secret-key-not-for-production",
+        # 32 random bytes, as production demands (a test may build a "production" app).
+        "SECRET_KEY": "5f0c3be1a8e94d27b6c1f09a3e7d4b58c2a61f8e0d9b7c34a5e2f1d60b8c9a7e",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SYRENA_MUNICIPALITY": "kozy",
         "PUBLIC_BASE_URL": "https://alerty.example.pl",

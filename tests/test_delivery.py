@@ -306,7 +306,7 @@ def test_a_cancellation_stops_what_is_still_queued(app, twilio):
 
 
 def callback(client, twilio, delivery_id, sid, status, error_code=None, signature=None):
-    url = f"http://localhost/webhooks/twilio/status?d={delivery_id}"
+    url = f"https://alerty.example.pl/webhooks/twilio/status?d={delivery_id}"
     form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
             "AccountSid": twilio.account_sid, "To": phone_for(0), "ApiVersion": "2010-04-01"}
     if error_code:

@@ -24,8 +24,12 @@ def test_the_console_backend_is_built_from_config() -> None:
     assert sms.name == "console"
 
 
-def test_it_prints_the_message_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    sms = ConsoleSms()
+CODE_SMS = "Gmina Kozy: kod 483920, wazny 10 min."
+LINK_SMS = "Gmina Kozy: potwierdzono zapis. Ustawienia: https://alerty.example.pl/m/17-1.aB3dE_fG-hI STOP"
+
+
+def test_in_development_it_prints_the_whole_message_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    sms = ConsoleSms(reveal=True)
 
     result = sms.send(SmsMessage(to=RESIDENT, body=POLISH, reference="delivery-42"))
 
@@ -37,12 +41,34 @@ def test_it_prints_the_message_to_stdout(capsys: pytest.CaptureFixture[str]) -> 
     assert "not sent" in out
 
 
-def test_it_logs_the_message(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="providers.console_sms"):
-        ConsoleSms().send(SmsMessage(to=RESIDENT, body=POLISH))
+def test_unless_told_to_reveal_it_prints_no_number_code_or_manage_link(capsys: pytest.CaptureFixture[str]) -> None:
+    sms = ConsoleSms()
 
-    assert RESIDENT in caplog.text
-    assert POLISH in caplog.text
+    sms.send(SmsMessage(to=RESIDENT, body=CODE_SMS))
+    sms.send(SmsMessage(to=RESIDENT, body=LINK_SMS))
+
+    out = capsys.readouterr().out
+    assert RESIDENT not in out and "483920" not in out and "17-1.aB3dE_fG-hI" not in out
+    assert "+48501***567" in out and "kod ******" in out and "/m/*** STOP" in out
+
+
+@pytest.mark.parametrize("reveal", [False, True])
+def test_its_log_never_holds_a_number_code_or_manage_link(caplog: pytest.LogCaptureFixture, reveal: bool) -> None:
+    with caplog.at_level(logging.INFO, logger="providers.console_sms"):
+        ConsoleSms(reveal=reveal).send(SmsMessage(to=RESIDENT, body=CODE_SMS))
+        ConsoleSms(reveal=reveal).send(SmsMessage(to=RESIDENT, body=LINK_SMS))
+
+    assert RESIDENT not in caplog.text
+    assert "483920" not in caplog.text
+    assert "17-1.aB3dE_fG-hI" not in caplog.text
+    assert "kod ******, wazny 10 min." in caplog.text  # the rest of the text is kept
+
+
+def test_the_development_app_reveals_and_any_other_does_not(make_app) -> None:  # noqa: ANN001
+    assert make_app(SMS_BACKEND="console").extensions["sms"].reveal is False
+    development = make_app(SMS_BACKEND="console", SYRENA_ENV="development", TESTING=False,
+                           SECRET_KEY="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+    assert development.extensions["sms"].reveal is True
 
 
 def test_it_returns_a_console_id_and_an_unknown_segment_count(capsys: pytest.CaptureFixture[str]) -> None:
