@@ -202,8 +202,9 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
 
     Errors: ``code_missing``, ``rate_limited`` (too many tries from this client),
     ``code_invalid`` (with ``tries_left``), ``code_expired``, ``code_locked`` (after
-    VERIFY_MAX_ATTEMPTS wrong tries the code is void). A number with no live code gets
-    ``code_invalid`` like a wrong code.
+    VERIFY_MAX_ATTEMPTS wrong tries the code is void, and says so until a new one is asked
+    for). A number with no live code gets ``code_invalid`` like a wrong code; a sign-up code
+    the provider refused gets its reason (see ``signup_problem``).
     """
     phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
     code = (code or "").strip().replace(" ", "")
@@ -216,15 +217,18 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
 
     key = ratelimit.number_key(phone)
     max_attempts = current_app.config["VERIFY_MAX_ATTEMPTS"]
+    # The newest code of the number is the only one that can be live (a new one voids the rest).
     verification = db.session.scalar(
-        select(Verification)
-        .where(Verification.phone_key == key, Verification.consumed_at.is_(None), Verification.voided_at.is_(None))
-        .order_by(Verification.created_at.desc(), Verification.id.desc())
-        .limit(1)
+        select(Verification).where(Verification.phone_key == key)
+        .order_by(Verification.created_at.desc(), Verification.id.desc()).limit(1)
     )
-    if verification is None:
-        raise signup_problem(phone) or SubscriptionError("code_invalid", field="code", tries_left=max_attempts - 1)
     now = utcnow()
+    if verification is None or verification.consumed_at is not None:
+        raise SubscriptionError("code_invalid", field="code", tries_left=max_attempts - 1)
+    if verification.voided_at is not None:
+        if verification.attempts >= max_attempts:
+            raise SubscriptionError("code_locked", field="code")
+        raise signup_problem(phone) or SubscriptionError("code_invalid", field="code", tries_left=max_attempts - 1)
     if verification.expires_at <= now:
         raise SubscriptionError("code_expired", field="code")
     live = (Verification.id == verification.id, Verification.consumed_at.is_(None),

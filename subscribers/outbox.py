@@ -69,8 +69,11 @@ def _error_code(exc: ProviderError | None) -> str:
 
 def _give_up(row: SmsOutbox, why: str, exc: ProviderError | None = None) -> None:
     if row.verification_id is not None:
+        # Only a sign-up code is voided and its failure told. A lost-link code stays exactly
+        # as it is: a decoy for a number that is not a resident is never sent either, and
+        # the two must stay alike to whoever types codes for a number.
         db.session.execute(update(Verification)
-                           .where(Verification.id == row.verification_id)
+                           .where(Verification.id == row.verification_id, Verification.purpose == "subscribe")
                            .values(voided_at=func.coalesce(Verification.voided_at, utcnow()),
                                    delivery_error=_error_code(exc)))
     db.session.execute(delete(SmsOutbox).where(SmsOutbox.id == row.id))

@@ -129,7 +129,7 @@ def test_a_wrong_code_counts_down_and_locks_after_five_tries(client, twilio):
     assert response.get_json()["error"] == "code_locked"
     # Even the right code is void now.
     response = client.post("/api/v1/subscriptions/verify", json={"phone": PHONE, "code": good})
-    assert response.get_json()["error"] == "code_invalid"
+    assert response.get_json()["error"] == "code_locked"
     assert db.session.scalar(select(Subscriber.status)) == "pending"
 
 
