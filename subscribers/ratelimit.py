@@ -80,8 +80,9 @@ def _take(limit: Limit, now: float) -> bool:
     stmt = stmt.on_conflict_do_update(
         index_elements=[RateBucket.key],
         set_={"tat": start + interval},
-        # A small tolerance: float seconds must not refuse the N-th hit of a burst of N.
-        where=start + interval - now <= limit.window_seconds + 1e-6,
+        # A millisecond's tolerance: float seconds summed N times must not refuse the N-th
+        # hit of a burst of N (epoch seconds in a double are exact to about 0.2 us).
+        where=start + interval - now <= limit.window_seconds + 1e-3,
     ).returning(RateBucket.tat)
     return db.session.execute(stmt).first() is not None
 

@@ -157,3 +157,14 @@ def test_a_refused_hit_charges_none_of_the_limits(app):
         assert ratelimit.hit([roomy], now) is None
         db.session.commit()
     assert ratelimit.hit([roomy], now) is not None
+
+
+def test_a_burst_of_exactly_the_budget_is_let_through_in_full(app):
+    # 200 additions of 18 s to a timestamp of 1.8e9 must not round the 200th hit away.
+    limit = ratelimit.Limit("test:budget", 200, 3600)
+    now = datetime(2026, 12, 2, 9, 0, 0, 123456, tzinfo=timezone.utc)
+    taken = []
+    for _ in range(201):
+        taken.append(ratelimit.hit([limit], now) is None)
+        db.session.commit()
+    assert taken == [True] * 200 + [False]

@@ -36,7 +36,8 @@ def _foreign_keys(on: bool) -> None:
     if not _sqlite():
         return
     bind = op.get_bind()
-    bind.exec_driver_sql('COMMIT') if bind.connection.dbapi_connection.in_transaction else None
+    if bind.connection.dbapi_connection.in_transaction:
+        bind.exec_driver_sql('COMMIT')
     bind.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
     state = bind.exec_driver_sql('PRAGMA foreign_keys').scalar()
     if bool(state) != on:
