@@ -95,7 +95,8 @@ def _preferences(data: dict[str, Any]) -> service.Preferences:
 
 @bp.post("/subscriptions")
 def subscribe():  # noqa: ANN201
-    """Start a subscription: 202 and a code goes by SMS (same answer for a known number)."""
+    """Start a subscription: 202, and a code is queued to go by SMS within a second or two
+    (same answer for a known number)."""
     data = _body()
     prefs = _preferences(data)
     phone = codes.request_subscription(data.get("phone"), prefs, data.get("consent") is True, origin())
@@ -105,6 +106,7 @@ def subscribe():  # noqa: ANN201
 
 @bp.post("/subscriptions/verify")
 def verify():  # noqa: ANN201
+    """Check a code (rate-limited per client): 200 with the manage link, or the code's error."""
     data = _body()
     code = data.get("code")
     subscriber = codes.verify_code(data.get("phone"), str(code) if code is not None else None, origin())
@@ -115,7 +117,8 @@ def verify():  # noqa: ANN201
 
 @bp.post("/subscriptions/manage-code")
 def manage_code():  # noqa: ANN201
-    """Lost the link: text a code to a subscribed number (same answer for any number)."""
+    """Lost the link: text a code to a subscribed number (the same answer, limits and timing
+    for any number; see subscribers/codes.py)."""
     data = _body()
     phone = codes.request_manage_code(data.get("phone"), origin())
     return jsonify(status="code_sent_if_subscribed", phone=phone), 202

@@ -249,3 +249,17 @@ def test_ipv6_clients_are_limited_per_64_network(make_app, twilio):
     assert ask("+48501230003", "2001:db8:1:3::1") == 202  # another network
     assert ask("+48501230004", "::ffff:192.0.2.7") == 202
     assert ask("+48501230005", "192.0.2.7") == 429  # the same IPv4 client, mapped or not
+
+
+def test_the_scheduler_sends_queued_codes_every_second(make_app, twilio):
+    import scheduler
+
+    app = make_app()
+    client = app.test_client()
+    resident()
+    job = next(j for j in scheduler.jobs(app) if j.id == "sms_outbox")
+    assert job.seconds <= 1
+    assert client.post("/api/v1/subscriptions/manage-code", json={"phone": RESIDENT}).status_code == 202
+    assert twilio.messages == []  # the request only queued it
+    assert job.func() == "sent 1 queued texts to residents"
+    assert [m["To"] for m in twilio.messages] == [RESIDENT]
