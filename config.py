@@ -200,11 +200,15 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # 2 min, 4 min ... capped, so a bot cannot pump SMS to one number.
         "VERIFY_RESEND_BASE_SECONDS": _int("VERIFY_RESEND_BASE_SECONDS", 60),
         "VERIFY_RESEND_MAX_SECONDS": _int("VERIFY_RESEND_MAX_SECONDS", 1920),
-        # SMS-pumping defences: verification SMS per hour.
+        # SMS-pumping defences: verification SMS per hour (token buckets: N at once, then one
+        # every hour/N; the budget counts every code request, also for numbers we do not know).
         "RATE_LIMIT_CODES_PER_IP": _int("RATE_LIMIT_CODES_PER_IP", 5),
         "RATE_LIMIT_CODES_PER_NUMBER": _int("RATE_LIMIT_CODES_PER_NUMBER", 3),
         "RATE_LIMIT_CODES_PER_PREFIX": _int("RATE_LIMIT_CODES_PER_PREFIX", 10),
         "VERIFICATION_SMS_HOURLY_BUDGET": _int("VERIFICATION_SMS_HOURLY_BUDGET", 200),
+        # Codes typed (right or wrong) per client address (IPv6: per /64) per hour, on /verify
+        # and the API; each code also locks after VERIFY_MAX_ATTEMPTS wrong tries.
+        "RATE_LIMIT_VERIFY_PER_IP": _int("RATE_LIMIT_VERIFY_PER_IP", 30),
         # --- SMS ---
         # No default in production: the console backend sends nothing (see check_production).
         "SMS_BACKEND": _str("SMS_BACKEND", None if env == "production" else "console"),

@@ -73,6 +73,13 @@ def housekeeping() -> str:
     return f"purged {counters} rate counters, {codes} old codes, {strangers} old texts from non-residents"
 
 
+def send_queued_sms() -> str | None:
+    from subscribers.outbox import drain
+
+    n = drain()
+    return f"sent {n} queued texts to residents" if n else None
+
+
 def publish_scheduled() -> str | None:
     from alerts.publish import publish_due
 
@@ -122,6 +129,9 @@ def jobs(app: Flask) -> list[Job]:
         seconds = app.config[FEEDS[name].interval_setting]
         feed_jobs.append(Job(f"feed:{name}", partial(poll_feed, name), seconds=seconds, jitter=seconds / 10))
     return [*feed_jobs,
+        # Residents' codes and manage links, queued by web requests: every second, in a
+        # thread of its own, so a code never waits behind an alert's fan-out.
+        Job("sms_outbox", send_queued_sms, seconds=1),
         Job("publish_scheduled", publish_scheduled, seconds=15),
         Job("expire_alerts", expire, seconds=60, jitter=5),
         Job("poll_statuses", poll_statuses, seconds=300, jitter=30),

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from i18n import translate
 from municipality import CATEGORIES, LANGUAGES
-from subscribers import service
+from subscribers import codes, service
 from subscribers.errors import SubscriptionError
 from subscribers.links import manage_url
 
@@ -95,19 +95,21 @@ def _preferences(data: dict[str, Any]) -> service.Preferences:
 
 @bp.post("/subscriptions")
 def subscribe():  # noqa: ANN201
-    """Start a subscription: 202 and a code goes by SMS (same answer for a known number)."""
+    """Start a subscription: 202, and a code is queued to go by SMS within a second or two
+    (same answer for a known number)."""
     data = _body()
     prefs = _preferences(data)
-    phone = service.request_subscription(data.get("phone"), prefs, data.get("consent") is True, origin())
+    phone = codes.request_subscription(data.get("phone"), prefs, data.get("consent") is True, origin())
     return jsonify(status="code_sent", phone=phone,
                    expires_in=current_app.config["VERIFY_CODE_TTL_SECONDS"]), 202
 
 
 @bp.post("/subscriptions/verify")
 def verify():  # noqa: ANN201
+    """Check a code (rate-limited per client): 200 with the manage link, or the code's error."""
     data = _body()
     code = data.get("code")
-    subscriber = service.verify_code(data.get("phone"), str(code) if code is not None else None, origin())
+    subscriber = codes.verify_code(data.get("phone"), str(code) if code is not None else None, origin())
     return jsonify(status=subscriber.status, manage_url=manage_url(subscriber),
                    categories=subscriber.category_levels(), areas=subscriber.area_codes(),
                    language=subscriber.language)
@@ -115,9 +117,10 @@ def verify():  # noqa: ANN201
 
 @bp.post("/subscriptions/manage-code")
 def manage_code():  # noqa: ANN201
-    """Lost the link: text a code to a subscribed number (same answer for any number)."""
+    """Lost the link: text a code to a subscribed number (the same answer, limits and timing
+    for any number; see subscribers/codes.py)."""
     data = _body()
-    phone = service.request_manage_code(data.get("phone"), origin())
+    phone = codes.request_manage_code(data.get("phone"), origin())
     return jsonify(status="code_sent_if_subscribed", phone=phone), 202
 
 

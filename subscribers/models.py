@@ -6,10 +6,11 @@ Preferences live in two narrow tables keyed for the match an alert makes
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db import UTCDateTime, db, utcnow
@@ -26,10 +27,18 @@ VERIFICATION_RETENTION_DAYS = 30
 INBOUND_SMS_RETENTION_DAYS = 90
 
 
+def new_link_secret() -> str:
+    """A fresh random secret that every manage link of one resident is bound to."""
+    return secrets.token_hex(16)
+
+
 class Subscriber(db.Model):
     """A resident. `phone` is E.164; a web-push-only resident has no phone."""
 
     __tablename__ = "subscriber"
+    # AUTOINCREMENT: SQLite would otherwise hand an erased resident's id to the next sign-up
+    # (max(rowid) + 1), and whatever still points at the old id would point at a stranger.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str | None] = mapped_column(String(16), unique=True)
@@ -39,8 +48,11 @@ class Subscriber(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Bumped to revoke every manage link issued before (a lost phone, a leaked link).
+    # Bumped (with a new link_secret) to revoke every manage link issued before.
     link_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Every manage link carries a MAC over (id, link_secret); a new secret revokes them all,
+    # and erasure sets it to None so no link of this resident can ever open anything again.
+    link_secret: Mapped[str | None] = mapped_column(String(32), default=new_link_secret)
     # Staff's own phones that receive exercise messages ("ĆWICZENIA").
     test_group: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -97,12 +109,17 @@ class Verification(db.Model):
 
     `payload` holds the preferences asked for at sign-up; they apply only once the code is
     right, so nobody can change someone else's preferences by typing their number.
+
+    Codes are found by `phone_key` (an HMAC of the number, never the number). A lost-link
+    request for a number that is not a resident stores a decoy: no subscriber, a hash no code
+    matches. Known and unknown numbers then walk the same rows, counters and timings.
     """
 
     __tablename__ = "verification"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    phone_key: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(16))  # "subscribe" | "manage"
     code_hash: Mapped[str] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -111,6 +128,9 @@ class Verification(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Why the text never went out (an error code: phone_unreachable, phone_blocked_sms,
+    # sms_unavailable); shown to whoever signs up with the number, never in the lost-link flow.
+    delivery_error: Mapped[str | None] = mapped_column(String(24))
 
 
 class ConsentEvent(db.Model):
@@ -138,13 +158,49 @@ class ConsentEvent(db.Model):
 
 
 class RateCounter(db.Model):
-    """Fixed-window counters for abuse limits, shared by every web process via the database."""
+    """Fixed-window counters (the older staff sign-in limits; see subscribers/ratelimit.py)."""
 
     __tablename__ = "rate_counter"
 
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RateBucket(db.Model):
+    """A token bucket per limit key (GCRA): `tat` is the theoretical arrival time of the next
+    hit, in epoch seconds. One row per key, changed by one conditional upsert per hit."""
+
+    __tablename__ = "rate_bucket"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float(precision=53))
+
+
+class SmsOutbox(db.Model):
+    """Texts to residents that a request decided to send (codes, manage links), sent by the
+    scheduler's drain a moment later (subscribers/outbox.py).
+
+    Queued, so a request never waits for the SMS provider: the answer and its timing are the
+    same whether or not a text goes out. A row is deleted once sent or given up, so a code's
+    text lives here only for seconds.
+    """
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    verification_id: Mapped[int | None] = mapped_column(ForeignKey("verification.id", ondelete="CASCADE"),
+                                                        index=True)
+    to_phone: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A code past its lifetime is not worth paying for.
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class InboundSms(db.Model):
@@ -180,3 +236,4 @@ class PushSubscription(db.Model):
 
 
 Index("ix_verification_created", Verification.subscriber_id, Verification.created_at)
+Index("ix_verification_phone_key", Verification.phone_key, Verification.created_at)

@@ -289,7 +289,7 @@ def _reactivate_push_only(subscriber: Subscriber) -> None:
 
 
 def _new_resident_limit() -> list[ratelimit.Limit]:
-    ip = request.remote_addr or "?"
+    ip = ratelimit.client_key(request.remote_addr)
     per_hour = int(current_app.config.get("PUSH_NEW_PER_IP_HOUR") or DEFAULT_NEW_PER_IP_HOUR)
     return [ratelimit.Limit(f"push:new:ip:{ip}", per_hour, 3600)]
 
@@ -362,8 +362,8 @@ def _subscribe(data: dict[str, Any], endpoint: str, p256dh: str, auth: str) -> t
     prefs = _preferences(data)
     if not consent:
         raise SubscriptionError("consent_required", field="consent")
-    limits = _new_resident_limit()
-    wait = ratelimit.retry_after_if_exceeded(limits)
+    # Taken first (one atomic statement per limit); a refusal rolls back the transaction.
+    wait = ratelimit.hit(_new_resident_limit())
     if wait:
         raise SubscriptionError("rate_limited", status=429, retry_after=wait)
     now = utcnow()
@@ -374,7 +374,6 @@ def _subscribe(data: dict[str, Any], endpoint: str, p256dh: str, auth: str) -> t
     _store(subscriber, None, endpoint, p256dh, auth, origin)
     service._ledger(subscriber, "push_subscribe", origin, prefs, consent=True,
                     detail=f"{host}: push-only resident, the browser subscription is the proof")
-    ratelimit.record_hits(limits, now)
     db.session.commit()
     return subscriber, True, True
 

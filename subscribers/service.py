@@ -6,22 +6,18 @@ result or the SubscriptionError. Every step that changes consent writes a Consen
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from db import db, utcnow
-from i18n import translate
 from municipality import CATEGORIES, LANGUAGES, Municipality
-from providers.sms import ProviderError, SmsMessage
-from subscribers import ratelimit
 from subscribers.consent import CONSENT_VERSION
 from subscribers.errors import SubscriptionError
 from subscribers.models import (
@@ -35,12 +31,10 @@ from subscribers.models import (
     SubscriberArea,
     SubscriberCategory,
     Verification,
+    new_link_secret,
 )
-from subscribers.phone import normalize_phone, number_prefix
 
 log = logging.getLogger(__name__)
-
-HOUR = 3600
 
 
 @dataclass(frozen=True)
@@ -150,218 +144,27 @@ def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferen
     ))
 
 
-# --- verification codes -----------------------------------------------------------------
+# --- finding and creating residents ----------------------------------------------------------
+# Codes (sign-up, lost link, checking what was typed) live in subscribers/codes.py.
 
-def _hash_code(subscriber_id: int, code: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"verify:{subscriber_id}:{code}".encode(), hashlib.sha256).hexdigest()
-
-
-def _code_limits(phone: str, ip: str | None) -> list[ratelimit.Limit]:
-    cfg = current_app.config
-    limits = [
-        ratelimit.Limit(f"code:number:{phone}", cfg["RATE_LIMIT_CODES_PER_NUMBER"], HOUR),
-        ratelimit.Limit(f"code:prefix:{number_prefix(phone)}", cfg["RATE_LIMIT_CODES_PER_PREFIX"], HOUR),
-    ]
-    if ip:
-        limits.append(ratelimit.Limit(f"code:ip:{ip}", cfg["RATE_LIMIT_CODES_PER_IP"], HOUR))
-    return limits
-
-
-def _budget_limit() -> ratelimit.Limit:
-    return ratelimit.Limit("code:budget", current_app.config["VERIFICATION_SMS_HOURLY_BUDGET"], HOUR)
-
-
-def _resend_wait(subscriber: Subscriber, now: datetime) -> int | None:
-    """Seconds before another code may go to this number: 60 s after the first, then doubling
-    (capped), counted over the last day, so one number cannot be pumped."""
-    since = now - timedelta(days=1)
-    recent = db.session.execute(
-        select(func.count(), func.max(Verification.created_at))
-        .where(Verification.subscriber_id == subscriber.id, Verification.created_at >= since)
-    ).one()
-    count, last = recent
-    if not count or last is None:
-        return None
-    cfg = current_app.config
-    wait = min(cfg["VERIFY_RESEND_BASE_SECONDS"] * 2 ** (count - 1), cfg["VERIFY_RESEND_MAX_SECONDS"])
-    remaining = (last + timedelta(seconds=wait) - now).total_seconds()
-    return int(remaining) + 1 if remaining > 0 else None
-
-
-def _send_code(subscriber: Subscriber, purpose: str, payload: dict[str, Any], origin: Origin) -> None:
-    """Rate-limit, store a fresh code (voiding older ones), and text it. Raises SubscriptionError."""
-    now = utcnow()
-    assert subscriber.phone
-    limits = _code_limits(subscriber.phone, origin.ip)
-    wait = ratelimit.retry_after_if_exceeded([*limits, _budget_limit()], now)
-    if wait:
-        db.session.rollback()
-        raise SubscriptionError("rate_limited", status=429, retry_after=wait)
-    wait = _resend_wait(subscriber, now)
-    if wait:
-        db.session.rollback()
-        raise SubscriptionError("resend_wait", status=429, retry_after=wait, seconds=wait)
-
-    code = f"{secrets.randbelow(10**6):06d}"
-    db.session.execute(
-        db.update(Verification)
-        .where(Verification.subscriber_id == subscriber.id, Verification.consumed_at.is_(None),
-               Verification.voided_at.is_(None))
-        .values(voided_at=now)
-    )
-    verification = Verification(
-        subscriber_id=subscriber.id, purpose=purpose, code_hash=_hash_code(subscriber.id, code),
-        payload=payload, created_at=now,
-        expires_at=now + timedelta(seconds=current_app.config["VERIFY_CODE_TTL_SECONDS"]),
-    )
-    db.session.add(verification)
-    ratelimit.record_hits(limits, now)
-    # Commit before the HTTP call: an SMS provider's latency must not hold the database lock.
-    db.session.commit()
-
-    lang = payload.get("language") or subscriber.language
-    minutes = current_app.config["VERIFY_CODE_TTL_SECONDS"] // 60
-    body = translate("sms.code", lang, code=code, gmina=municipality().name, minutes=minutes)
-    try:
-        current_app.extensions["sms"].send(SmsMessage(to=subscriber.phone, body=body,
-                                                      reference=f"verification-{verification.id}"))
-    except ProviderError as exc:
-        verification.voided_at = utcnow()
-        db.session.commit()
-        log.warning("verification SMS to subscriber %s failed: %s", subscriber.id, exc)
-        if exc.permanent and exc.reason in ("invalid_number", "landline", "blocked"):
-            raise SubscriptionError("phone_unreachable", field="phone") from None
-        if exc.permanent and exc.reason == "opted_out":
-            raise SubscriptionError("phone_blocked_sms", field="phone") from None
-        raise SubscriptionError("sms_unavailable", status=503, retry_after=60) from None
-    ratelimit.record_hits([_budget_limit()])
-    db.session.commit()
-
-
-def _subscriber_by_phone(phone: str) -> Subscriber | None:
+def subscriber_by_phone(phone: str) -> Subscriber | None:
     return db.session.scalar(select(Subscriber).where(Subscriber.phone == phone))
 
 
-def request_subscription(phone_raw: str | None, prefs: Preferences, consent: bool, origin: Origin) -> str:
-    """Start a sign-up: text a code to the number. Returns the E.164 number.
-
-    The answer is the same whether or not the number is already subscribed (no enumeration);
-    the chosen preferences apply only after the code is entered.
-    """
-    if not consent:
-        raise SubscriptionError("consent_required", field="consent")
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
-    subscriber = _subscriber_by_phone(phone)
-    if subscriber is None:
-        subscriber = Subscriber(phone=phone, status=PENDING, language=prefs.language)
-        db.session.add(subscriber)
-        db.session.flush()
-    _ledger(subscriber, "subscribe", origin, prefs, consent=True)
-    payload = {"categories": prefs.categories, "areas": list(prefs.areas), "language": prefs.language}
-    _send_code(subscriber, "subscribe", payload, origin)
-    return phone
-
-
-def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
-    """A resident who lost their link asks for a code to get back to their settings.
-
-    For a number we do not know, nothing is sent but the answer is the same.
-    """
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
-    subscriber = _subscriber_by_phone(phone)
-    if subscriber is None or subscriber.status not in (ACTIVE, OPTED_OUT):
-        # Still count the attempt, so the form cannot be used to probe numbers for free.
-        wait = ratelimit.retry_after_if_exceeded([*_code_limits(phone, origin.ip), _budget_limit()])
-        if wait:
-            raise SubscriptionError("rate_limited", status=429, retry_after=wait)
-        ratelimit.record_hits(_code_limits(phone, origin.ip))
-        db.session.commit()
-        return phone
-    try:
-        _send_code(subscriber, "manage", {"language": subscriber.language}, origin)
-    except SubscriptionError as exc:
-        if exc.code != "resend_wait":
-            raise
-        # An unknown number never waits, so a known one must not say so either: the code
-        # sent a moment ago is still valid, and nothing new goes out.
-    return phone
-
-
-def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subscriber:
-    """Check a code; on success the subscription is active and the chosen preferences apply.
-
-    Errors: ``code_invalid`` (with ``tries_left``), ``code_expired``, ``code_locked``
-    (after VERIFY_MAX_ATTEMPTS wrong tries the code is void). An unknown number gets
-    ``code_invalid`` like a wrong code.
-    """
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
-    code = (code or "").strip().replace(" ", "")
-    if not code:
-        raise SubscriptionError("code_missing", field="code")
-    subscriber = _subscriber_by_phone(phone)
-    verification = None
-    if subscriber is not None:
-        verification = db.session.scalar(
-            select(Verification)
-            .where(Verification.subscriber_id == subscriber.id, Verification.consumed_at.is_(None),
-                   Verification.voided_at.is_(None))
-            .order_by(Verification.created_at.desc(), Verification.id.desc())
-            .limit(1)
-        )
-    max_attempts = current_app.config["VERIFY_MAX_ATTEMPTS"]
-    if subscriber is None or verification is None:
-        raise SubscriptionError("code_invalid", field="code", tries_left=max_attempts - 1)
-    now = utcnow()
-    if verification.expires_at <= now:
-        raise SubscriptionError("code_expired", field="code")
-    if not hmac.compare_digest(verification.code_hash, _hash_code(subscriber.id, code)):
-        verification.attempts += 1
-        if verification.attempts >= max_attempts:
-            verification.voided_at = now
-            db.session.commit()
-            raise SubscriptionError("code_locked", field="code")
-        db.session.commit()
-        raise SubscriptionError("code_invalid", field="code", tries_left=max_attempts - verification.attempts)
-
-    verification.consumed_at = now
-    was = subscriber.status
-    if verification.purpose == "subscribe":
-        p = verification.payload
-        prefs = Preferences(categories={k: int(v) for k, v in p["categories"].items()},
-                            areas=tuple(p["areas"]), language=p["language"])
-        _apply_preferences(subscriber, prefs)
-        subscriber.status = ACTIVE
-        subscriber.status_reason = None
-        subscriber.opted_out_at = None
-        subscriber.verified_at = now
-        _ledger(subscriber, "verify", origin, prefs, consent=True,
-                detail=f"verification {verification.id}; status was {was}")
-        db.session.commit()
-        _send_confirmation(subscriber)
-        return subscriber
-    _ledger(subscriber, "verify", origin, detail=f"manage access, verification {verification.id}")
-    db.session.commit()
+def subscriber_for_signup(phone: str, language: str) -> Subscriber:
+    """The resident with this number, created (pending) if new. Parallel sign-ups of one new
+    number make one row and no error: the insert does nothing when another request made it
+    first (the unique number decides)."""
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(Subscriber)
+        .values(phone=phone, status=PENDING, language=language, created_at=utcnow(), link_version=1,
+                link_secret=new_link_secret(), test_group=False)
+        .on_conflict_do_nothing(index_elements=[Subscriber.phone])
+    )
+    subscriber = subscriber_by_phone(phone)
+    assert subscriber is not None
     return subscriber
-
-
-def _send_confirmation(subscriber: Subscriber) -> None:
-    """Text the manage link once a web or app sign-up is confirmed, so the resident can
-    change or leave later even without the page (the consent text promises it)."""
-    from alerts.sms_text import fit_sms
-    from subscribers.links import manage_url
-
-    m = municipality()
-    lang = subscriber.language
-    stop = translate("sms.confirmed_stop", lang) if m.inbound_number else ""
-    text = translate("sms.confirmed", lang, gmina=m.name, link=manage_url(subscriber), stop=stop)
-    body = fit_sms(text, max_segments=2, keep_diacritics=(lang == "uk"))
-    try:
-        current_app.extensions["sms"].send(SmsMessage(to=subscriber.phone, body=body,
-                                                      reference=f"confirmation-{subscriber.id}"))
-    except ProviderError as exc:
-        # The subscription stands; the page showed the link too.
-        log.warning("confirmation SMS to subscriber %s failed: %s", subscriber.id, exc)
 
 
 # --- changing and leaving ---------------------------------------------------------------
@@ -416,12 +219,8 @@ def keyword_signup(phone: str, area: str | None, origin: Origin) -> tuple[Subscr
     m = municipality()
     if area is not None and m.area(area) is None:
         raise SubscriptionError("area_unknown", field="areas", value=area)
-    subscriber = _subscriber_by_phone(phone)
+    subscriber = subscriber_for_signup(phone, m.default_language)
     now = utcnow()
-    if subscriber is None:
-        subscriber = Subscriber(phone=phone, status=PENDING, language=m.default_language)
-        db.session.add(subscriber)
-        db.session.flush()
     if subscriber.status == ACTIVE:
         if area and area not in subscriber.area_codes():
             prefs = current_preferences(subscriber)
@@ -449,7 +248,9 @@ def keyword_signup(phone: str, area: str | None, origin: Origin) -> tuple[Subscr
 
 
 def revoke_links(subscriber: Subscriber) -> None:
+    """Every manage link issued so far stops working (a lost phone, a leaked link)."""
     subscriber.link_version += 1
+    subscriber.link_secret = new_link_secret()
     db.session.commit()
 
 

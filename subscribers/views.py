@@ -34,7 +34,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from i18n import LANGUAGE_NAMES, current_language, t
 from municipality import CATEGORIES, LANGUAGES, Municipality
-from subscribers import service
+from subscribers import codes, service
 from subscribers.consent import consent_text
 from subscribers.errors import SubscriptionError
 from subscribers.links import make_manage_token, subscriber_for_token
@@ -275,7 +275,7 @@ def subscribe() -> Response | str:
     if not errors:
         assert prefs is not None
         try:
-            phone = service.request_subscription(phone_raw, prefs, consent, _origin())
+            phone = codes.request_subscription(phone_raw, prefs, consent, _origin())
         except SubscriptionError as exc:
             errors.add(exc, {"phone", "consent"})
         else:
@@ -294,10 +294,15 @@ def verify() -> Response | str:
         # Nothing waits for a code in this browser (expired session, a bookmark): start over.
         return redirect(url_for("public.index"))
     if request.method == "GET":
-        return _render("public/verify.html", state=state, code="")
+        errors = Errors()
+        # A sign-up code the provider refused (a landline, say) is told here, a moment after.
+        problem = codes.signup_problem(state["phone"]) if state.get("purpose") == "subscribe" else None
+        if problem:
+            errors.add(problem, set())
+        return _render("public/verify.html", errors, state=state, code="")
     code = request.form.get("code", "")
     try:
-        subscriber = service.verify_code(state["phone"], code, _origin())
+        subscriber = codes.verify_code(state["phone"], code, _origin())
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, {"code"})
@@ -317,9 +322,9 @@ def resend() -> Response | str:
     try:
         if state.get("purpose") == "subscribe":
             # Consent was given on the form that started this; the ledger records it again.
-            service.request_subscription(state["phone"], _prefs_from_session(state["prefs"]), True, _origin())
+            codes.request_subscription(state["phone"], _prefs_from_session(state["prefs"]), True, _origin())
         else:
-            service.request_manage_code(state["phone"], _origin())
+            codes.request_manage_code(state["phone"], _origin())
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, set())
@@ -338,7 +343,7 @@ def access() -> Response | str:
         return _render("public/access.html", phone="")
     phone_raw = request.form.get("phone", "")
     try:
-        phone = service.request_manage_code(phone_raw, _origin())
+        phone = codes.request_manage_code(phone_raw, _origin())
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, {"phone"})

@@ -158,10 +158,26 @@ def runner(app: Flask):  # noqa: ANN201
     return app.test_cli_runner()
 
 
+def send_queued_sms() -> int:
+    """Send the residents' SMS outbox now, through the real drain the scheduler runs every
+    second (a request only queues its texts). Needs the app context make_app pushes."""
+    from subscribers.outbox import drain
+
+    return drain()
+
+
+def sent_sms(twilio: FakeTwilio) -> list[dict[str, Any]]:
+    """Every SMS the fake Twilio got, after sending what was queued."""
+    send_queued_sms()
+    return twilio.messages
+
+
 def last_code(twilio: FakeTwilio, phone: str) -> str:
-    """The verification code most recently texted to `phone` through the fake Twilio."""
+    """The verification code most recently texted to `phone` through the fake Twilio
+    (queued texts are sent first)."""
     import re
 
+    send_queued_sms()
     for message in reversed(twilio.messages):
         if message["To"] == phone:
             match = re.search(r"\b(\d{6})\b", message["Body"])

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from db import db
 from subscribers.models import OPTED_OUT, ConsentEvent, Subscriber, SubscriberCategory
-from tests.conftest import last_code
+from tests.conftest import last_code, sent_sms
 from tests.fakes.twilio_api import FakeTwilio
 
 pytestmark = pytest.mark.browser
@@ -98,5 +98,5 @@ def test_a_resident_subscribes_confirms_changes_a_category_and_leaves(
     assert [e.action for e in events] == ["subscribe", "verify", "change", "opt_out"]
     assert all(e.source == "web" and e.ip == "127.0.0.1" and "Chrome" in (e.user_agent or "") for e in events)
     # Two SMS: the code, then the confirmation with the manage link.
-    assert [m["To"] for m in twilio.messages] == [PHONE, PHONE]
-    assert "/m/" in twilio.messages[1]["Body"]
+    assert [m["To"] for m in sent_sms(twilio)] == [PHONE, PHONE]
+    assert "/m/" in sent_sms(twilio)[1]["Body"]
