@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session,
                    stream_with_context, url_for)
 from markupsafe import Markup, escape
 from sqlalchemy import Select, distinct, func, select
@@ -31,8 +31,9 @@ from i18n import current_language, t
 from municipality import CATEGORIES
 from staff import audit
 from staff.audit import AuditEvent
-from staff.auth import current_staff, login_required
-from staff.cli import MIN_PASSWORD
+from staff import sessions
+from staff.auth import current_staff, end_all_sessions, login_required
+from staff.cli import MIN_PASSWORD, issue_temporary_password
 from staff.models import ROLES, StaffUser
 from subscribers import service
 from subscribers.errors import SubscriptionError
@@ -328,11 +329,12 @@ def removes_last_admin(account: StaffUser, *, role: str | None = None, active: b
 
 
 def _render_accounts(errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
-                     status: int = 200) -> Any:
+                     status: int = 200, temporary: tuple[StaffUser, str] | None = None) -> Any:
     accounts = db.session.scalars(select(StaffUser).order_by(func.lower(StaffUser.email))).all()
+    live = {a.id: sessions.live_count(a) for a in accounts}
     body = render_template("admin/people/accounts.html", accounts=accounts, roles=ROLES, errors=errors or {},
                            form=form or {"email": "", "role": "editor"}, min_password=MIN_PASSWORD,
-                           now=utcnow())
+                           live_sessions=live, temporary=temporary)
     return (body, status) if status != 200 else body
 
 
@@ -370,17 +372,31 @@ def accounts() -> Any:
         if removes_last_admin(account, active=active):
             return _render_accounts({"account": t("admin_people.accounts.last_admin")}, status=400)
         account.active = active
+        if not active:
+            end_all_sessions(account, "disabled")
         audit.record("account_enabled" if active else "account_disabled", staff=me, target=target,
                      commit=False, email=account.email)
         message = t(f"admin_people.flash.account_{action}d", email=account.email)
-    elif action == "unlock":
-        account.locked_until = None
-        account.failed_logins = 0
-        audit.record("account_unlocked", staff=me, target=target, commit=False, email=account.email)
-        message = t("admin_people.flash.unlocked", email=account.email)
+    elif action == "sign_out":
+        count = end_all_sessions(account, "signed_out_everywhere")
+        audit.record("account_signed_out", staff=me, target=target, commit=False, email=account.email,
+                     sessions=count)
+        if account.id == me.id:
+            db.session.commit()
+            session.clear()
+            flash(t("admin_auth.flash.signed_out_everywhere"), "info")
+            return redirect(url_for("admin_auth.login"))
+        message = t("admin_people.flash.signed_out", email=account.email)
+    elif action == "reset_password":
+        if account.id == me.id:
+            # One's own password is changed knowing the current one (Moje konto), never reset.
+            return _render_accounts({"account": t("admin_people.accounts.reset_own")}, status=400)
+        # Shown once on this page, never put in the (signed, not encrypted) session cookie.
+        password = issue_temporary_password(account, actor=me)
+        db.session.commit()
+        return _render_accounts(temporary=(account, password))
     elif action == "reset_totp":
         account.totp_secret = None
-        account.totp_last_step = None
         # Flagged: a second factor reset is how accounts get taken over; someone should look.
         audit.record("account_totp_reset", staff=me, target=target, flagged=True, commit=False,
                      email=account.email)
@@ -407,7 +423,8 @@ def _create_account(me: StaffUser) -> Any:
         errors["password"] = t("admin_people.accounts.password_short", min=MIN_PASSWORD)
     if errors:
         return _render_accounts(errors, {"email": email, "role": role}, status=400)
-    account = StaffUser(email=email, role=role, active=True, failed_logins=0)
+    # The admin chose this password: the new colleague must replace it at the first sign-in.
+    account = StaffUser(email=email, role=role, active=True, must_change_password=True)
     account.set_password(password)
     db.session.add(account)
     db.session.flush()

@@ -41,7 +41,7 @@ def admin_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
 
 def make_staff(email: str = "ed@gmina.pl", role: str = "editor", *, password: str = PASSWORD,
                totp_secret: str | None = None, active: bool = True) -> StaffUser:
-    user = StaffUser(email=email, role=role, active=active, totp_secret=totp_secret, failed_logins=0)
+    user = StaffUser(email=email, role=role, active=active, totp_secret=totp_secret)
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
