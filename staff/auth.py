@@ -69,8 +69,9 @@ def _claim_step(user: StaffUser, step: int) -> bool:
     a parallel request with the same code conflicts on the primary key)."""
     insert = pg_insert if is_postgres() else sqlite_insert
     stmt = insert(StaffTotpStep).values(staff_id=user.id, step=step, used_at=utcnow()).on_conflict_do_nothing(
-        index_elements=[StaffTotpStep.staff_id, StaffTotpStep.step])
-    claimed = db.session.execute(stmt).rowcount == 1
+        index_elements=[StaffTotpStep.staff_id, StaffTotpStep.step]).returning(StaffTotpStep.step)
+    # RETURNING, not rowcount: psycopg reports -1 for an ORM-level INSERT.
+    claimed = db.session.execute(stmt).scalar() is not None
     if claimed:
         db.session.execute(delete(StaffTotpStep).where(StaffTotpStep.staff_id == user.id,
                                                        StaffTotpStep.step < step - _KEEP_STEPS))
