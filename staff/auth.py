@@ -96,7 +96,15 @@ def verify_totp(user: StaffUser, code: str | None, secret: str | None = None) ->
 
 
 def normalise_email(email: str | None) -> str:
-    return (email or "").strip().lower()[:254]
+    return (email or "").strip().lower()
+
+
+def _account_for(address: str) -> StaffUser | None:
+    # Nothing that cannot be a stored address reaches the database (PostgreSQL refuses a NUL
+    # in text with an error): such input is simply an unknown e-mail, answered like any other.
+    if not address or len(address) > 254 or "\x00" in address:
+        return None
+    return db.session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == address))
 
 
 def authenticate(email: str | None, password: str | None, totp_code: str | None) -> StaffUser:
@@ -115,17 +123,17 @@ def authenticate(email: str | None, password: str | None, totp_code: str | None)
     verdict = throttle.attempt(address, ip)
     if not verdict.allowed:
         raise LoginError("rate_limited", retry_after=verdict.retry_after)
-    user = db.session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == address)) if address else None
+    user = _account_for(address)
     if verdict.delays_started:
         # Someone used up the free tries for this account from one address: staff should look.
         audit.record("login_throttled", staff=user, flagged=True, commit=False, attempts=verdict.attempts,
-                     **({} if user else {"detail_email": address}))
+                     **({} if user else {"detail_email": address[:254]}))
     if user is None or not user.active:
         check_password_hash(_dummy(), password or "")
-        audit.record("login_failed", detail_email=address, reason="unknown or disabled account")
+        _failed(address, None, "unknown or disabled account")
         raise LoginError("bad_credentials")
     if not user.check_password(password or ""):
-        audit.record("login_failed", staff=user, reason="wrong password")
+        _failed(address, user, "wrong password")
         raise LoginError("bad_credentials")
     if user.totp_secret:
         if not (totp_code or "").strip():
@@ -133,12 +141,22 @@ def authenticate(email: str | None, password: str | None, totp_code: str | None)
             # The attempt was counted: the right password without a code is no free probe.
             raise LoginError("totp_required")
         if not verify_totp(user, totp_code):
-            audit.record("login_failed", staff=user, reason="wrong or used second-factor code")
+            _failed(address, user, "wrong or used second-factor code")
             raise LoginError("totp_invalid")
     throttle.succeeded(address, ip)
+    throttle.purge_old()
     audit.record("login", staff=user, commit=False)
     db.session.commit()
     return user
+
+
+def _failed(address: str, user: StaffUser | None, reason: str) -> None:
+    """Audit a refused sign-in; flag the account once its failures from all addresses
+    together look like an attack spread over many addresses."""
+    who: dict[str, Any] = {"staff": user} if user else {"detail_email": address[:254]}
+    if throttle.failed_everywhere(address) == throttle.ATTACK_FAILURES:
+        audit.record("login_attack", flagged=True, commit=False, failures=throttle.ATTACK_FAILURES, **who)
+    audit.record("login_failed", reason=reason, **who)
 
 
 def totp_required(user: StaffUser) -> bool:

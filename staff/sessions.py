@@ -16,12 +16,14 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, request, session
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from db import db, utcnow
 from staff.models import StaffSession, StaffUser
 
 COOKIE_KEY = "staff_session"
+# Ended and outlived sessions are kept this long (who was signed in from where), then dropped.
+KEEP_ENDED = timedelta(days=90)
 # last_seen_at is written at most this often: a write per page view would queue every
 # admin request behind SQLite's single writer. The idle timeout is exact to this much.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -40,6 +42,10 @@ def start(user: StaffUser) -> StaffSession:
     row = StaffSession(token_hash=token_hash(token), staff_id=user.id, created_at=now, last_seen_at=now,
                        ip=request.remote_addr, user_agent=(request.headers.get("User-Agent") or "")[:400])
     db.session.add(row)
+    # Housekeeping at a quiet moment: this account's long-gone sessions.
+    db.session.execute(delete(StaffSession).where(
+        StaffSession.staff_id == user.id,
+        StaffSession.created_at < now - current_app.permanent_session_lifetime - KEEP_ENDED))
     db.session.commit()
     session[COOKIE_KEY] = token
     session.permanent = True

@@ -31,6 +31,11 @@ from staff.models import StaffLoginThrottle
 
 # Failures are forgotten after this long without any attempt from that address.
 FORGET_SECONDS = 24 * 3600
+# Wrong passwords or codes for one account from all addresses together (a botnet trying a
+# few from each) that make the audit log flag the account as under attack.
+ATTACK_FAILURES = 20
+# The row that counts an account's failures from every address.
+EVERYWHERE = "*"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,23 @@ def attempt(email: str, ip: str | None) -> Verdict:
     if row.last_refused:
         return Verdict(False, max(1, math.ceil(row.next_allowed_at - now)), row.attempts, False)
     return Verdict(True, None, row.attempts, row.attempts == free)
+
+
+def failed_everywhere(email: str) -> int:
+    """Count one checked-and-wrong sign-in for the account across all addresses (no
+    limit: a signal). Returns the count since the account last had a quiet day."""
+    now = time.time()
+    t = StaffLoginThrottle.__table__.c
+    stale = t.last_attempt_at < now - FORGET_SECONDS
+    insert = pg_insert if is_postgres() else sqlite_insert
+    stmt = insert(StaffLoginThrottle).values(
+        account_key=account_key(email), ip_bucket=EVERYWHERE, attempts=1, refused=0, last_refused=False,
+        delay_seconds=0.0, next_allowed_at=0.0, last_attempt_at=now,
+    ).on_conflict_do_update(
+        index_elements=[StaffLoginThrottle.account_key, StaffLoginThrottle.ip_bucket],
+        set_={"attempts": case((stale, 1), else_=t.attempts + 1), "last_attempt_at": now},
+    ).returning(t.attempts)
+    return db.session.execute(stmt).scalar_one()
 
 
 def succeeded(email: str, ip: str | None) -> None:

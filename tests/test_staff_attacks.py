@@ -168,6 +168,17 @@ def test_an_unknown_email_gets_the_same_answers_under_the_same_flood(flood_servi
                                                                                       "nobody@gmina.pl"]
 
 
+def test_a_few_tries_from_each_of_many_addresses_flag_the_account_once(flood_service: str) -> None:
+    approver = make_staff("ap@gmina.pl", "approver")
+    # 25 addresses, one wrong password each, at once: under every per-address limit.
+    botnet = [Browser(flood_service, f"127.0.6.{n + 1}") for n in range(25)]
+    answers = at_once(botnet, lambda b: b.sign_in("ap@gmina.pl", WRONG))
+    assert Counter(r.status_code for r in answers) == {400: 25}
+    assert [(e.staff_id, e.detail["failures"]) for e in flagged("login_attack")] == [(approver.id, 20)]
+    assert flagged("login_throttled") == []
+    assert Browser(flood_service, "127.0.6.99").sign_in("ap@gmina.pl").status_code == 302
+
+
 def test_an_unknown_email_takes_as_long_as_a_wrong_password(service: str) -> None:
     make_staff("ap@gmina.pl", "approver")
     timings: dict[str, list[float]] = {"ap@gmina.pl": [], "nobody@gmina.pl": []}
