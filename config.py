@@ -253,12 +253,19 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # checks that it still holds the lock).
         "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),
         # --- staff ---
-        # Approvers and admins must use a second factor (TOTP app) to sign in; on by default
-        # in production, where a guessed password must not be enough to alert the gmina.
+        # Approvers and admins must use a second factor (TOTP app) to sign in: on by default in
+        # production (a stolen password alone must not send an alert), off in development/tests.
         "STAFF_REQUIRE_TOTP": _bool("STAFF_REQUIRE_TOTP", env == "production"),
+        # Free sign-in tries per account from one address; then each try waits, from
+        # STAFF_LOGIN_DELAY_BASE_SECONDS doubling up to STAFF_LOGIN_DELAY_MAX_SECONDS. Never a
+        # hard lock: a flood from elsewhere must not lock the approvers out.
         "STAFF_LOCKOUT_ATTEMPTS": _int("STAFF_LOCKOUT_ATTEMPTS", 5),
-        "STAFF_LOCKOUT_MINUTES": _int("STAFF_LOCKOUT_MINUTES", 15),
+        "STAFF_LOGIN_DELAY_BASE_SECONDS": _float("STAFF_LOGIN_DELAY_BASE_SECONDS", 1.0),
+        "STAFF_LOGIN_DELAY_MAX_SECONDS": _float("STAFF_LOGIN_DELAY_MAX_SECONDS", 900.0),
         "STAFF_LOGINS_PER_IP": _int("STAFF_LOGINS_PER_IP", 30),
+        # A staff session ends after this long without a request, and after STAFF_SESSION_HOURS
+        # from sign-in however busy (it is never renewed).
+        "STAFF_SESSION_IDLE_MINUTES": _int("STAFF_SESSION_IDLE_MINUTES", 30),
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_HOURS", 12) * 3600,
         # What one SMS segment costs, for the preview's estimate (Twilio's price for Poland
         # varies; put your contract's).

@@ -1,6 +1,6 @@
 """Staff sign-in, sign-out and one's own account: password and second factor (TOTP).
 
-The rules (lockout, throttling, replay, session keys) are in staff/auth.py; this blueprint
+The rules (throttling, replay, sessions) are in staff/; this blueprint
 reads the forms, turns a LoginError into a sentence, and keeps redirects on this site.
 """
 
@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import math
 import secrets
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,12 +20,11 @@ from flask import (Blueprint, Response, current_app, flash, redirect, render_tem
 from werkzeug.wrappers import Response as BaseResponse
 
 from admin import add_error_pages
-from alerts.cli import local_time
-from db import db, utcnow
+from db import db
 from i18n import t
-from staff import audit
-from staff.auth import (LoginError, authenticate, current_staff, enable_totp, end_session, login_required,
-                        start_session, totp_required, totp_uri)
+from staff import audit, sessions
+from staff.auth import (LoginError, authenticate, current_staff, enable_totp, end_all_sessions, end_session,
+                        login_required, start_session, totp_required, totp_uri)
 from staff.cli import MIN_PASSWORD
 from staff.models import StaffUser
 from subscribers import ratelimit
@@ -67,16 +65,25 @@ def _after_login(next_url: str | None) -> str:
     return next_url or url_for("admin.dashboard")
 
 
+def _after_sign_in(user: StaffUser, next_url: str | None) -> str:
+    """Where a fresh session goes first: a temporary password is replaced, then a required
+    second factor is set up, then the page asked for."""
+    if user.must_change_password:
+        return url_for("admin_auth.new_password", next=next_url)
+    if totp_required(user):
+        return url_for("admin_auth.totp_setup", next=next_url)
+    return _after_login(next_url)
+
+
 def _minutes(seconds: int | None) -> int:
     return max(1, math.ceil((seconds or 60) / 60))
 
 
 def login_error_message(exc: LoginError) -> str:
     """The sentence shown for a refused sign-in (unknown e-mail and wrong password read the same)."""
-    if exc.code == "locked":
-        until = utcnow() + timedelta(seconds=exc.retry_after or 0)
-        return t("admin_auth.error.locked", minutes=_minutes(exc.retry_after), time=local_time(until)[-5:])
     if exc.code == "rate_limited":
+        if (exc.retry_after or 60) < 120:
+            return t("admin_auth.error.rate_limited_seconds", seconds=exc.retry_after or 1)
         return t("admin_auth.error.rate_limited", minutes=_minutes(exc.retry_after))
     if exc.code in ("totp_required", "totp_invalid"):
         return t(f"admin_auth.error.{exc.code}")
@@ -96,6 +103,43 @@ def _password_change_limit(user_id: int) -> ratelimit.Limit:
     # Wrong current passwords (password change, second factor replacement): a stolen session
     # must not be a way to guess the password.
     return ratelimit.Limit(f"staff:pwchange:{user_id}", current_app.config["STAFF_LOCKOUT_ATTEMPTS"], 900)
+
+
+def password_errors(user: StaffUser, current: str, new: str, repeat: str) -> tuple[dict[str, str], int]:
+    """What is wrong with a password change (empty when nothing) and the HTTP status to
+    answer with. A wrong current password is counted: a stolen session must not be a way
+    to guess the password."""
+    errors: dict[str, str] = {}
+    # Every try takes from the budget before the check, in one atomic statement, so parallel
+    # guesses cannot get past it.
+    wait = ratelimit.hit([_password_change_limit(user.id)])
+    if wait:
+        errors["current_password"] = t("admin_auth.error.rate_limited", minutes=_minutes(wait))
+        return errors, 429
+    db.session.commit()
+    if not user.check_password(current):
+        audit.record("password_change_refused", staff=user, target=f"staff:{user.id}", commit=False,
+                     reason="wrong current password")
+        db.session.commit()
+        errors["current_password"] = t("admin_auth.password.wrong_current")
+    elif len(new) < MIN_PASSWORD:
+        errors["new_password"] = t("admin_auth.password.too_short", min=MIN_PASSWORD)
+    elif new != repeat:
+        errors["new_password_repeat"] = t("admin_auth.password.mismatch")
+    elif new == current:
+        errors["new_password"] = t("admin_auth.password.same")
+    return errors, 400
+
+
+def set_own_password(user: StaffUser, new: str) -> None:
+    """Store the new password, end every session of the account and start a fresh one for
+    this browser: a copied cookie from before the change stops working."""
+    user.set_password(new)
+    user.must_change_password = False
+    end_all_sessions(user, "password_changed")
+    audit.record("password_changed", staff=user, target=f"staff:{user.id}", commit=False)
+    db.session.commit()
+    start_session(user)
 
 
 def _enrolment_secret(user: StaffUser, *, fresh: bool = False) -> str:
@@ -120,9 +164,7 @@ def login() -> Any:
     if request.method == "GET":
         user = current_staff()
         if user is not None:
-            if totp_required(user):
-                return redirect(url_for("admin_auth.totp_setup"))
-            return redirect(_after_login(next_url))
+            return redirect(_after_sign_in(user, next_url))
         return render_template("admin/auth/login.html", email="", error=None, error_code=None,
                                next_url=next_url, show_code=_wants_totp_field())
 
@@ -131,21 +173,18 @@ def login() -> Any:
     try:
         user = authenticate(email, request.form.get("password"), code)
     except LoginError as exc:
-        status = {"locked": 429, "rate_limited": 429, "totp_required": 200}.get(exc.code, 400)
+        status = {"rate_limited": 429, "totp_required": 200}.get(exc.code, 400)
         body = render_template("admin/auth/login.html", email=email, error=login_error_message(exc),
                                error_code=exc.code, next_url=next_url,
                                show_code=exc.code in ("totp_required", "totp_invalid") or bool(code)
                                or _wants_totp_field())
         response = Response(body, status=status)
-        if exc.code in ("locked", "rate_limited") and exc.retry_after:
+        if exc.code == "rate_limited" and exc.retry_after:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     start_session(user)
-    if totp_required(user):
-        response = redirect(url_for("admin_auth.totp_setup", next=next_url))
-    else:
-        response = redirect(_after_login(next_url))
+    response = redirect(_after_sign_in(user, next_url))
     if user.totp_secret:
         _set_totp_hint(response)
     return response
@@ -160,6 +199,43 @@ def logout() -> BaseResponse:
     return redirect(url_for("admin_auth.login"))
 
 
+@bp.route("/account/new-password", methods=["GET", "POST"])
+@login_required("editor")
+def new_password() -> Any:
+    """Replace a temporary password (from `users create` or an admin's reset): nothing else
+    works until this is done (login_required sends the account here)."""
+    user = current_staff()
+    next_url = safe_next(request.values.get("next"))
+    if not user.must_change_password:
+        return redirect(url_for("admin_auth.account"))
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        errors, status = password_errors(user, request.form.get("current_password") or "",
+                                         request.form.get("new_password") or "",
+                                         request.form.get("new_password_repeat") or "")
+        if not errors:
+            set_own_password(user, request.form.get("new_password") or "")
+            flash(t("admin_auth.flash.password_changed"), "info")
+            return redirect(_after_sign_in(user, next_url))
+    body = render_template("admin/auth/new_password.html", user=user, errors=errors, next_url=next_url,
+                           min_password=MIN_PASSWORD)
+    return (body, status) if errors else body
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required("editor")
+def sign_out_everywhere() -> BaseResponse:
+    """End every session of one's own account, this one included (a lost phone, a shared
+    computer): the next page asks for the password again."""
+    user = current_staff()
+    count = end_all_sessions(user, "signed_out_everywhere")
+    audit.record("signed_out_everywhere", staff=user, target=f"staff:{user.id}", commit=False, sessions=count)
+    db.session.commit()
+    session.clear()
+    flash(t("admin_auth.flash.signed_out_everywhere"), "info")
+    return redirect(url_for("admin_auth.login"))
+
+
 # --- own account ----------------------------------------------------------------------------
 
 @bp.get("/account")
@@ -171,7 +247,8 @@ def account() -> str:
 def _render_account(errors: dict[str, str], status: int = 200) -> Any:
     user = current_staff()
     body = render_template("admin/auth/account.html", user=user, errors=errors,
-                           totp_needed=totp_required(user), min_password=MIN_PASSWORD)
+                           totp_needed=totp_required(user), min_password=MIN_PASSWORD,
+                           live_sessions=sessions.live_count(user))
     return body if status == 200 else (body, status)
 
 
@@ -180,33 +257,12 @@ def _render_account(errors: dict[str, str], status: int = 200) -> Any:
 def change_password() -> Any:
     """Change one's own password: every other session of the account ends (staff/auth.py)."""
     user = current_staff()
-    current = request.form.get("current_password") or ""
     new = request.form.get("new_password") or ""
-    repeat = request.form.get("new_password_repeat") or ""
-    errors: dict[str, str] = {}
-    limit = _password_change_limit(user.id)
-    wait = ratelimit.retry_after_if_exceeded([limit])
-    if wait:
-        errors["current_password"] = t("admin_auth.error.rate_limited", minutes=_minutes(wait))
-        return _render_account(errors, 429)
-    if not user.check_password(current):
-        ratelimit.record_hits([limit])
-        audit.record("password_change_refused", staff=user, target=f"staff:{user.id}", commit=False,
-                     reason="wrong current password")
-        db.session.commit()
-        errors["current_password"] = t("admin_auth.password.wrong_current")
-    elif len(new) < MIN_PASSWORD:
-        errors["new_password"] = t("admin_auth.password.too_short", min=MIN_PASSWORD)
-    elif new != repeat:
-        errors["new_password_repeat"] = t("admin_auth.password.mismatch")
-    elif new == current:
-        errors["new_password"] = t("admin_auth.password.same")
+    errors, status = password_errors(user, request.form.get("current_password") or "", new,
+                                     request.form.get("new_password_repeat") or "")
     if errors:
-        return _render_account(errors, 400)
-    user.set_password(new)
-    audit.record("password_changed", staff=user, target=f"staff:{user.id}", commit=False)
-    db.session.commit()
-    start_session(user)  # this browser stays signed in under the new key; the others are out
+        return _render_account(errors, status)
+    set_own_password(user, new)  # this browser stays signed in with a new session; the others are out
     flash(t("admin_auth.flash.password_changed"), "info")
     return redirect(url_for("admin_auth.account"))
 
@@ -225,12 +281,12 @@ def totp_setup() -> Any:
     errors: dict[str, str] = {}
     if request.method == "POST":
         replacing = bool(user.totp_secret)
-        limit = _password_change_limit(user.id)
-        wait = ratelimit.retry_after_if_exceeded([limit]) if replacing else None
+        wait = ratelimit.hit([_password_change_limit(user.id)]) if replacing else None
+        if replacing and not wait:
+            db.session.commit()
         if wait:
             errors["current_password"] = t("admin_auth.error.rate_limited", minutes=_minutes(wait))
         elif replacing and not user.check_password(request.form.get("current_password") or ""):
-            ratelimit.record_hits([limit])
             audit.record("totp_reset_refused", staff=user, target=f"staff:{user.id}",
                          reason="wrong current password")
             errors["current_password"] = t("admin_auth.password.wrong_current")

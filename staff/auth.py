@@ -1,37 +1,41 @@
-"""Staff sign-in: password, optional TOTP second factor, throttling, lockout, sessions.
+"""Staff sign-in: password, optional TOTP second factor, throttling, sessions.
 
 - Passwords are scrypt hashes (StaffUser.set_password).
-- After STAFF_LOCKOUT_ATTEMPTS wrong passwords or codes in a row an account is locked for
-  STAFF_LOCKOUT_MINUTES (flagged in the audit log); sign-in attempts are also limited per
-  IP address, so nobody can guess across many accounts.
+- No hard lock anyone can trigger: each (account, client address) pair gets
+  STAFF_LOCKOUT_ATTEMPTS free tries, then growing delays (staff/throttle.py), counted
+  before the password is checked. Sign-in attempts are also limited per address, so nobody
+  can guess across many accounts. An unknown e-mail is answered exactly like a known one.
 - TOTP (authenticator apps): optional for everyone; required for approvers and admins when
-  the gmina sets STAFF_REQUIRE_TOTP. A code is accepted once (replay within its 30-second
-  window is refused).
-- The session holds the account id and a key derived from the password hash: changing
-  the password or disabling the account ends every session at once.
+  STAFF_REQUIRE_TOTP is on (the default in production). A time step signs in once: it is
+  recorded under a primary key, so of many parallel sign-ins with one code one succeeds.
+- Sessions are rows in the database (staff/sessions.py); a temporary password must be
+  changed before anything else works (login_required).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 import pyotp
-from flask import current_app, redirect, request, session, url_for
-from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
+from flask import abort, current_app, has_request_context, redirect, request, url_for
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from db import db, utcnow
-from staff import audit
-from staff.models import StaffUser
+from db import db, is_postgres, utcnow
+from staff import audit, sessions, throttle
+from staff.models import StaffTotpStep, StaffUser
 from subscribers import ratelimit
 
 _dummy_hash: str | None = None
 _UNSET = object()
+# Used steps older than this many steps are of no use for replay (codes are checked within
+# one step of drift) and are dropped when the account signs in again.
+_KEEP_STEPS = 10
 
 
 def _dummy() -> str:
@@ -44,7 +48,7 @@ def _dummy() -> str:
 
 
 class LoginError(Exception):
-    """Sign-in refused. `code`: bad_credentials, locked, totp_required, totp_invalid, rate_limited."""
+    """Sign-in refused. `code`: bad_credentials, totp_required, totp_invalid, rate_limited."""
 
     def __init__(self, code: str, retry_after: int | None = None) -> None:
         super().__init__(code)
@@ -53,92 +57,105 @@ class LoginError(Exception):
 
 
 def _ip_limit(ip: str | None) -> ratelimit.Limit:
-    return ratelimit.Limit(f"login:ip:{ip}", current_app.config["STAFF_LOGINS_PER_IP"], 900)
+    return ratelimit.Limit(f"login:ip:{ratelimit.client_key(ip)}", current_app.config["STAFF_LOGINS_PER_IP"], 900)
 
 
 def _totp(secret: str) -> pyotp.TOTP:
     return pyotp.TOTP(secret)
 
 
+def _claim_step(user: StaffUser, step: int) -> bool:
+    """Record that `step` signed this account in; False when it already had (one statement:
+    a parallel request with the same code conflicts on the primary key)."""
+    insert = pg_insert if is_postgres() else sqlite_insert
+    stmt = insert(StaffTotpStep).values(staff_id=user.id, step=step, used_at=utcnow()).on_conflict_do_nothing(
+        index_elements=[StaffTotpStep.staff_id, StaffTotpStep.step]).returning(StaffTotpStep.step)
+    # RETURNING, not rowcount: psycopg reports -1 for an ORM-level INSERT.
+    claimed = db.session.execute(stmt).scalar() is not None
+    if claimed:
+        db.session.execute(delete(StaffTotpStep).where(StaffTotpStep.staff_id == user.id,
+                                                       StaffTotpStep.step < step - _KEEP_STEPS))
+    db.session.commit()
+    return claimed
+
+
 def verify_totp(user: StaffUser, code: str | None, secret: str | None = None) -> bool:
-    """Check a 6-digit code against the user's (or a new) secret; refuse a replayed code."""
+    """Check a 6-digit code against the user's (or a new) secret and use it up: a code that
+    has signed in (or enrolled) once is refused ever after, even in parallel."""
     secret = secret or user.totp_secret
     code = (code or "").strip().replace(" ", "")
     if not secret or not code.isdigit() or len(code) != 6:
         return False
     totp = _totp(secret)
     now = utcnow()
-    # Replay is a question for the secret in use; a new secret being enrolled has no history.
-    last = user.totp_last_step if secret == user.totp_secret else None
     for drift in (0, -1, 1):  # one step of clock drift either way
         step = totp.timecode(now) + drift
         if hmac.compare_digest(totp.generate_otp(step), code):
-            if last is not None and step <= last:
-                return False
-            user.totp_last_step = step
-            return True
+            return _claim_step(user, step)
     return False
 
 
+def normalise_email(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
+def _account_for(address: str) -> StaffUser | None:
+    # Nothing that cannot be a stored address reaches the database (PostgreSQL refuses a NUL
+    # in text with an error): such input is simply an unknown e-mail, answered like any other.
+    if not address or len(address) > 254 or "\x00" in address:
+        return None
+    return db.session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == address))
+
+
 def authenticate(email: str | None, password: str | None, totp_code: str | None) -> StaffUser:
-    """Return the account for these credentials or raise LoginError (and audit either)."""
+    """Return the account for these credentials or raise LoginError (and audit either).
+
+    The attempt is counted before anything is checked; known and unknown e-mails take the
+    same path, the same time and get the same answers."""
     ip = request.remote_addr
-    wait = ratelimit.retry_after_if_exceeded([_ip_limit(ip)])
+    wait = ratelimit.hit([_ip_limit(ip)])  # one atomic take: parallel tries cannot overshoot
     if wait:
         raise LoginError("rate_limited", retry_after=wait)
-    ratelimit.record_hits([_ip_limit(ip)])
     db.session.commit()
 
-    address = (email or "").strip().lower()
-    user = db.session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == address)) if address else None
-    now = utcnow()
+    address = normalise_email(email)
+    verdict = throttle.attempt(address, ip)
+    if not verdict.allowed:
+        raise LoginError("rate_limited", retry_after=verdict.retry_after)
+    user = _account_for(address)
+    if verdict.delays_started:
+        # Someone used up the free tries for this account from one address: staff should look.
+        audit.record("login_throttled", staff=user, flagged=True, commit=False, attempts=verdict.attempts,
+                     **({} if user else {"detail_email": address[:254]}))
     if user is None or not user.active:
-        from werkzeug.security import check_password_hash
-
         check_password_hash(_dummy(), password or "")
-        audit.record("login_failed", detail_email=address[:254], reason="unknown or disabled account")
+        _failed(address, None, "unknown or disabled account")
         raise LoginError("bad_credentials")
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record("login_refused_locked", staff=user)
-        raise LoginError("locked", retry_after=int((user.locked_until - now).total_seconds()) + 1)
-
     if not user.check_password(password or ""):
-        _failed(user, "wrong password")
+        _failed(address, user, "wrong password")
+        raise LoginError("bad_credentials")
     if user.totp_secret:
         if not (totp_code or "").strip():
-            # The right password without a code tells the caller the password is right, so
-            # it counts towards the lockout like a wrong one: guessing stays capped.
-            _count_attempt(user)
+            db.session.commit()
+            # The attempt was counted: the right password without a code is no free probe.
             raise LoginError("totp_required")
         if not verify_totp(user, totp_code):
-            _failed(user, "wrong second-factor code")
-    user.failed_logins = 0
-    user.locked_until = None
+            _failed(address, user, "wrong or used second-factor code")
+            raise LoginError("totp_invalid")
+    throttle.succeeded(address, ip)
+    throttle.purge_old()
     audit.record("login", staff=user, commit=False)
     db.session.commit()
     return user
 
 
-def _count_attempt(user: StaffUser) -> None:
-    cfg = current_app.config
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins >= cfg["STAFF_LOCKOUT_ATTEMPTS"]:
-        _failed(user, "password without a second-factor code, too often")
-    db.session.commit()
-
-
-def _failed(user: StaffUser, reason: str) -> None:
-    cfg = current_app.config
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins >= cfg["STAFF_LOCKOUT_ATTEMPTS"]:
-        user.locked_until = utcnow() + timedelta(minutes=cfg["STAFF_LOCKOUT_MINUTES"])
-        user.failed_logins = 0
-        audit.record("lockout", staff=user, flagged=True, commit=False, reason=reason)
-        db.session.commit()
-        raise LoginError("locked", retry_after=cfg["STAFF_LOCKOUT_MINUTES"] * 60)
-    audit.record("login_failed", staff=user, commit=False, reason=reason)
-    db.session.commit()
-    raise LoginError("totp_invalid" if "code" in reason else "bad_credentials")
+def _failed(address: str, user: StaffUser | None, reason: str) -> None:
+    """Audit a refused sign-in; flag the account once its failures from all addresses
+    together look like an attack spread over many addresses."""
+    who: dict[str, Any] = {"staff": user} if user else {"detail_email": address[:254]}
+    if throttle.failed_everywhere(address) == throttle.ATTACK_FAILURES:
+        audit.record("login_attack", flagged=True, commit=False, failures=throttle.ATTACK_FAILURES, **who)
+    audit.record("login_failed", reason=reason, **who)
 
 
 def totp_required(user: StaffUser) -> bool:
@@ -167,25 +184,28 @@ def enable_totp(user: StaffUser, secret: str, code: str | None) -> bool:
 
 # --- sessions -----------------------------------------------------------------------------------
 
-def _session_key(user: StaffUser) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"staff:{user.id}:{user.password_hash}:{user.active}".encode(), hashlib.sha256).hexdigest()
-
-
 def start_session(user: StaffUser) -> None:
-    session.clear()  # a new session id for the signed-in user (no fixation)
-    session["staff_id"] = user.id
-    session["staff_key"] = _session_key(user)
-    session.permanent = True
+    sessions.start(user)
     request.environ.pop("syrena.staff", None)
 
 
 def end_session() -> None:
     user = current_staff()
     if user is not None:
-        audit.record("logout", staff=user)
-    session.clear()
+        audit.record("logout", staff=user, commit=False)
+    sessions.end_current("logout")
     request.environ.pop("syrena.staff", None)
+
+
+def end_all_sessions(user: StaffUser, reason: str) -> int:
+    """Sign `user` out everywhere (the caller commits); this request forgets them too."""
+    count = sessions.end_all(user, reason)
+    if not has_request_context():  # the command line
+        return count
+    cached = request.environ.get("syrena.staff")
+    if cached is not None and cached is not _UNSET and cached.id == user.id:
+        request.environ.pop("syrena.staff", None)
+    return count
 
 
 def current_staff() -> StaffUser | None:
@@ -196,20 +216,20 @@ def current_staff() -> StaffUser | None:
     cached = request.environ.get("syrena.staff", _UNSET)
     if cached is not _UNSET:
         return cached
-    user = None
-    staff_id = session.get("staff_id")
-    if staff_id is not None:
-        user = db.session.get(StaffUser, staff_id)
-        if user is None or not user.active or not hmac.compare_digest(session.get("staff_key", ""),
-                                                                      _session_key(user)):
-            session.clear()
-            user = None
+    user = sessions.lookup()
     request.environ["syrena.staff"] = user
     return user
 
 
+# Pages a signed-in account may see before its temporary password is replaced or its
+# required second factor is set up.
+_PASSWORD_PAGES = ("admin_auth.new_password", "admin_auth.logout")
+_TOTP_PAGES = ("admin_auth.totp_setup", "admin_auth.logout")
+
+
 def login_required(role: str = "editor") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """View decorator: signed in, second factor set up where required, at least `role`."""
+    """View decorator: signed in, temporary password replaced, second factor set up where
+    required, at least `role`."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -217,11 +237,12 @@ def login_required(role: str = "editor") -> Callable[[Callable[..., Any]], Calla
             user = current_staff()
             if user is None:
                 return redirect(url_for("admin_auth.login", next=request.full_path))
-            if totp_required(user) and request.endpoint not in ("admin_auth.totp_setup", "admin_auth.logout"):
+            if user.must_change_password:
+                if request.endpoint not in _PASSWORD_PAGES:
+                    return redirect(url_for("admin_auth.new_password", next=request.full_path))
+            elif totp_required(user) and request.endpoint not in _TOTP_PAGES:
                 return redirect(url_for("admin_auth.totp_setup"))
             if not user.can(role):
-                from flask import abort
-
                 abort(403)
             return view(*args, **kwargs)
 

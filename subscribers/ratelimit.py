@@ -10,8 +10,8 @@ Keys never hold a phone number or a full IPv6 address: ``number_key`` is an HMAC
 number (so counters say nothing after an erasure), ``client_key`` buckets IPv6 clients by
 their /64 (one home or phone network gets a whole /64 and could walk it).
 
-``retry_after_if_exceeded`` and ``record_hits`` are the older fixed-window pair (a check,
-then a count: not atomic). Staff sign-in still uses them; new code uses ``hit``.
+Every limit in Syrena (residents' codes, staff sign-in, password changes) goes through
+``hit``. (The old fixed-window table, rate_counter, is only purged now.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import hmac
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import case, delete, select
@@ -101,44 +101,6 @@ def hit(limits: Sequence[Limit], now: datetime | None = None) -> int | None:
             db.session.rollback()
             return wait
     return None
-
-
-# --- the older fixed windows (staff sign-in) ------------------------------------------------------
-
-def _window_start(now: datetime, window: int) -> datetime:
-    epoch = int(now.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % window, tz=timezone.utc)
-
-
-def retry_after_if_exceeded(limits: list[Limit], now: datetime | None = None) -> int | None:
-    """Seconds until every limit allows one more hit, or None when all allow it now.
-
-    Not atomic with `record_hits` (two requests may both read 4 of 5): prefer `hit`."""
-    now = now or utcnow()
-    wait = 0
-    for limit in limits:
-        start = _window_start(now, limit.window_seconds)
-        count = db.session.scalar(
-            select(RateCounter.count).where(RateCounter.key == limit.key, RateCounter.window_start == start)
-        ) or 0
-        if count >= limit.max_count:
-            end = start + timedelta(seconds=limit.window_seconds)
-            wait = max(wait, int((end - now).total_seconds()) + 1)
-    return wait or None
-
-
-def record_hits(limits: list[Limit], now: datetime | None = None) -> None:
-    """Count one hit against each limit (an upsert; the caller commits)."""
-    now = now or utcnow()
-    for limit in limits:
-        stmt = _insert()(RateCounter).values(
-            key=limit.key, window_start=_window_start(now, limit.window_seconds), count=1
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[RateCounter.key, RateCounter.window_start],
-            set_={"count": RateCounter.count + 1},
-        )
-        db.session.execute(stmt)
 
 
 def purge_old(before: datetime) -> int:

@@ -247,8 +247,10 @@ def test_admin_creates_and_manages_accounts(app: Flask) -> None:
     assert create(email="Admin@Gmina.pl", role="editor", password="x" * 12).status_code == 400  # taken
     assert create(email=" New@Gmina.pl ", role="approver", password="temporary-pass-1").status_code == 302
     new = db.session.scalar(select(StaffUser).where(StaffUser.email == "new@gmina.pl"))
-    assert new is not None and new.role == "approver" and new.active
-    assert sign_in(app.test_client(), "new@gmina.pl", "temporary-pass-1").status_code == 302
+    assert new is not None and new.role == "approver" and new.active and new.must_change_password
+    # The admin chose that password: the first sign-in asks for a new one before anything else.
+    first = sign_in(app.test_client(), "new@gmina.pl", "temporary-pass-1")
+    assert first.status_code == 302 and first.headers["Location"].startswith("/admin/account/new-password")
 
     def act(action: str, **data: str):  # noqa: ANN202
         return admin.post("/admin/accounts", data={"action": action, "account_id": new.id, **data})
@@ -258,22 +260,23 @@ def test_admin_creates_and_manages_accounts(app: Flask) -> None:
     db.session.refresh(new)
     assert (new.role, new.active) == ("editor", False)
     assert act("enable").status_code == 302
-    new.locked_until = utcnow() + timedelta(minutes=10)
-    new.failed_logins = 2
+    their_browser = app.test_client()
+    assert sign_in(their_browser, "new@gmina.pl", "temporary-pass-1").status_code == 302
     new.totp_secret = "JBSWY3DPEHPK3PXP"
     db.session.commit()
     listing = text_of(admin.get("/admin/accounts"))
-    assert "Zablokowane do" in listing and "Odblokuj" in listing
-    assert act("unlock").status_code == 302
+    assert "Wyloguj ze wszystkich urządzeń" in listing and "Wyłącz weryfikację dwuetapową" in listing
+    assert act("sign_out").status_code == 302
+    assert their_browser.get("/admin/account/new-password").status_code == 302  # signed out
     assert act("reset_totp").status_code == 302
     db.session.refresh(new)
-    assert new.active and new.locked_until is None and new.failed_logins == 0 and new.totp_secret is None
+    assert new.active and new.totp_secret is None
 
     rows = db.session.scalars(select(AuditEvent).where(AuditEvent.target == f"staff:{new.id}")
                               .where(AuditEvent.staff_email == "admin@gmina.pl")
                               .order_by(AuditEvent.id)).all()
     assert [r.action for r in rows] == ["account_created", "account_role_changed", "account_disabled",
-                                        "account_enabled", "account_unlocked", "account_totp_reset"]
+                                        "account_enabled", "account_signed_out", "account_totp_reset"]
     assert rows[1].detail == {"email": "new@gmina.pl", "old": "approver", "new": "editor"}
     assert [r.flagged for r in rows] == [False] * 5 + [True]
     assert admin.post("/admin/accounts", data={"action": "explode", "account_id": new.id}).status_code == 400
@@ -310,7 +313,8 @@ def test_audit_log_filters_pages_and_highlights_flagged_rows(
     app = admin_app(STAFF_LOCKOUT_ATTEMPTS=2)
     make_staff("ed@gmina.pl", "editor")
     for _ in range(2):
-        sign_in(app.test_client(), "ed@gmina.pl", "wrong password!")  # -> login_failed, lockout (flagged)
+        # -> login_failed; login_throttled (flagged: the free tries are used up), login_failed
+        sign_in(app.test_client(), "ed@gmina.pl", "wrong password!")
     admin = client_as(app, "admin")
     from staff import audit
 
@@ -320,9 +324,9 @@ def test_audit_log_filters_pages_and_highlights_flagged_rows(
         db.session.commit()
 
     page = text_of(admin.get("/admin/audit"))
-    assert "Zdarzeń: 63" in page and "Strona 1 z 2" in page
+    assert "Zdarzeń: 64" in page and "Strona 1 z 2" in page
     assert page.index("n=59") < page.index("n=58")  # newest first
-    assert 'class="flag flagged"' not in page  # the lockout is on page 2
+    assert 'class="flag flagged"' not in page  # the throttling is on page 2
     page2 = text_of(admin.get("/admin/audit?page=2"))
     assert 'class="flag flagged"' in page2 and "n=0" in page2
 
@@ -331,7 +335,7 @@ def test_audit_log_filters_pages_and_highlights_flagged_rows(
     assert re.search(r'<tr class="flag flagged">\s*<td>[^<]+<br><span class="muted"[^>]*>127.0.0.1</span>'
                      r'</td>\s*<td>ed<wbr>@gmina\.<wbr>pl</td>', flagged)
     by_action = text_of(admin.get("/admin/audit?action=login_failed"))
-    assert "Zdarzeń: 1" in by_action and "nieudane logowanie" in by_action
+    assert "Zdarzeń: 2" in by_action and "nieudane logowanie" in by_action
     by_staff = text_of(admin.get("/admin/audit", query_string={"staff": "admin@gmina.pl"}))
     assert "Zdarzeń: 1" in by_staff and "logowanie" in by_staff
     assert 'href="/admin/audit.csv?staff=admin@gmina.pl"' in by_staff
