@@ -157,6 +157,8 @@ def _erase(subscriber: Subscriber, unconfirmed_before: datetime | None) -> Erasu
     checkpoint_wal()
 
     deleted, in_flight, failed = delete_at_provider(refs)
+    if refs:
+        checkpoint_wal()  # the provider_deletion rows just written hold only SIDs: tidiness
     outcome = ErasureOutcome(deleted=deleted, in_flight=in_flight, failed=failed, listed=listed)
     log.info("erased subscriber %s; %s", subscriber_id, outcome.summary())
     return outcome
