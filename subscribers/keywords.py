@@ -52,7 +52,7 @@ def _reply(key: str, lang: str, **params: str) -> str:
     return fit_sms(text, max_segments=2, keep_diacritics=(lang == "uk"))
 
 
-def handle_inbound(message: InboundMessage) -> str | None:
+def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
     """Act on one incoming SMS and return the reply text (None: no reply).
 
     A MessageSid is handled once, for ever: a webhook Twilio retries, the same request sent
@@ -93,6 +93,13 @@ def handle_inbound(message: InboundMessage) -> str | None:
         try:
             phone = normalize_phone(message.from_phone, current_app.config["ALLOWED_PHONE_REGIONS"])
             subscriber, outcome = service.keyword_signup(phone, argument, origin)
+        except IntegrityError:
+            if _again:
+                raise
+            # A new number's START arrived twice at once under two SIDs (a resent text) and
+            # the other request created the resident first: start over, it exists now.
+            db.session.rollback()
+            return handle_inbound(message, _again=True)
         except SubscriptionError as exc:
             # Nothing to undo: the number and the area are checked before anything is
             # written, and a rollback would also drop the claim on this MessageSid.
