@@ -114,16 +114,20 @@ class ErasureOutcome:
 def erase(subscriber: Subscriber) -> ErasureOutcome:
     """Delete a resident and everything tied to them, here and at the SMS provider.
 
-    Commits (with anything the caller added to the session, e.g. an audit row).
+    Commits (with anything the caller added to the session, e.g. an audit row). When a
+    parallel request (a double click) erased the resident first, nothing more happens here
+    and the outcome is all zeros: that request reports what the provider did.
     """
     outcome = _erase(subscriber, unconfirmed_before=None)
-    assert outcome is not None
-    return outcome
+    return outcome if outcome is not None else ErasureOutcome()
 
 
-def _erase(subscriber: Subscriber, unconfirmed_before: datetime | None) -> ErasureOutcome | None:
+def _erase(subscriber: Subscriber, unconfirmed_before: datetime | None,
+           checkpoint: bool = True) -> ErasureOutcome | None:
     """The erasure; with `unconfirmed_before`, only if the resident is still an unconfirmed
-    sign-up older than that (None when they confirmed meanwhile: nothing is deleted)."""
+    sign-up older than that. None when nothing was deleted (they confirmed meanwhile, or
+    another request erased them first). `checkpoint=False` leaves the WAL checkpoint to a
+    caller erasing many in a row."""
     refs, listed = _message_refs(subscriber)
     subscriber_id, phone = subscriber.id, subscriber.phone
 
@@ -154,10 +158,11 @@ def _erase(subscriber: Subscriber, unconfirmed_before: datetime | None) -> Erasu
     if subscriber in db.session:
         db.session.expunge(subscriber)
     db.session.commit()
-    checkpoint_wal()
+    if checkpoint:
+        checkpoint_wal()
 
     deleted, in_flight, failed = delete_at_provider(refs)
-    if refs:
+    if refs and checkpoint:
         checkpoint_wal()  # the provider_deletion rows just written hold only SIDs: tidiness
     outcome = ErasureOutcome(deleted=deleted, in_flight=in_flight, failed=failed, listed=listed)
     log.info("erased subscriber %s; %s", subscriber_id, outcome.summary())
@@ -263,8 +268,10 @@ def purge_unconfirmed(now: datetime | None = None, limit: int = 500) -> int:
     ).all()
     purged = 0
     for subscriber in candidates:
-        if _erase(subscriber, unconfirmed_before=cutoff) is not None:
+        if _erase(subscriber, unconfirmed_before=cutoff, checkpoint=False) is not None:
             purged += 1
+    if purged:
+        checkpoint_wal()
     return purged
 
 

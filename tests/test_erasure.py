@@ -257,3 +257,41 @@ def test_a_code_confirmed_just_before_the_purge_keeps_the_resident(app, client, 
     assert erasure._erase(picked, unconfirmed_before=cutoff) is None
     db.session.expire_all()
     assert db.session.get(Subscriber, resident.id).status == "active"
+
+
+def test_a_double_click_on_erase_erases_once_and_answers_every_click(live_server, twilio):
+    import re
+    import threading
+
+    import requests
+
+    keyword_signup(PHONE, None, Origin("sms"))
+    send_sms(PHONE)
+    finish(twilio)
+    from subscribers.links import manage_url
+    url = manage_url(db.session.scalar(select(Subscriber)))
+    browser = requests.Session()
+    browser.trust_env = False
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(url, timeout=30).text).group(1)
+    barrier = threading.Barrier(5)
+    codes: list[int] = []
+
+    def click() -> None:
+        barrier.wait()
+        codes.append(browser.post(f"{url}/erase", data={"confirm": "yes", "csrf_token": csrf},
+                                  allow_redirects=False, timeout=60).status_code)
+
+    threads = [threading.Thread(target=click) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Each click is told it worked, or (arriving after the erasure) that the link is dead;
+    # none gets a 500, and the provider is asked once per message.
+    assert set(codes) <= {302, 404} and 302 in codes, codes
+    assert count_rows(Subscriber) == 0 and at_twilio(twilio) == [] and len(twilio.deleted) == 1
+
+
+def count_rows(model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model))
