@@ -453,7 +453,7 @@ def revoke_links(subscriber: Subscriber) -> None:
     db.session.commit()
 
 
-# --- GDPR: access (erasure is subscribers/erasure.py) -------------------------------------------------------------
+# --- GDPR: access (erasure: subscribers/erasure.py) --------------------------------------
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None

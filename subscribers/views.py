@@ -45,6 +45,8 @@ bp = Blueprint("public", __name__)
 
 # Session key holding {"phone", "purpose", "prefs"} while a code is on its way.
 PENDING_KEY = "pending_verification"
+# What the SMS provider did at an erasure (counts only), for the page after it.
+ERASED_KEY = "erasure_outcome"
 
 LEVELS = (1, 2, 3)
 
@@ -423,9 +425,6 @@ def erase(token: str) -> Response | str:
     # Counts only (no number): the next page tells the resident what the provider did.
     session[ERASED_KEY] = outcome.as_dict()
     return redirect(url_for("public.erased"))
-
-
-ERASED_KEY = "erasure_outcome"
 
 
 @bp.get("/erased")

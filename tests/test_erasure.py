@@ -120,6 +120,23 @@ def test_a_twilio_outage_stops_after_one_failure_and_housekeeping_finishes_the_j
     assert at_twilio(twilio) == [] and pending_deletions() == []
 
 
+def test_when_twilio_cannot_list_the_numbers_messages_the_resident_and_staff_are_told(app, client, runner,
+                                                                                      twilio):
+    token = subscribe_and_verify(client, twilio)
+    finish(twilio)
+    twilio.fail_lists(503)
+    assert client.post(f"/m/{token}/erase", data={"confirm": "yes"}).status_code == 302
+    assert text("page.erased.provider_not_listed") in page(client.get("/erased")).text
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0  # erased all the same
+    assert len(at_twilio(twilio)) == 2  # the code and the confirmation: we never knew their SIDs
+
+    keyword_signup(PHONE, None, Origin("sms"))
+    result = runner.invoke(args=["subscribers", "erase", PHONE, "--yes"])
+    assert result.exit_code == 0
+    assert "the provider could not list the messages sent to the number" in result.output
+    assert "Delete the messages to this number in the provider's console" in result.output
+
+
 def test_messages_nobody_could_delete_for_two_weeks_are_given_up_with_a_warning(app, twilio, caplog):
     keyword_signup(PHONE, None, Origin("sms"))
     send_sms(PHONE)

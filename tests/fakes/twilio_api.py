@@ -209,6 +209,7 @@ class FakeTwilio:
         self._failing_numbers: dict[str, tuple[int, int]] = {}
         self._fail_next: list[tuple[int, int | None, float | None, str | None]] = []
         self._fail_deletes: tuple[int, int | None] | None = None
+        self._fail_lists: tuple[int, int | None] | None = None
         self._deleted: list[str] = []
         self._delay = 0.0
         self.request_count = 0
@@ -265,6 +266,7 @@ class FakeTwilio:
             self._failing_numbers.clear()
             self._fail_next.clear()
             self._fail_deletes = None
+            self._fail_lists = None
             self._deleted = []
             self._delay = 0.0
             self.request_count = 0
@@ -326,6 +328,12 @@ class FakeTwilio:
         fail_deletes(0))."""
         with self._lock:
             self._fail_deletes = None if not status else (status, code)
+
+    def fail_lists(self, status: int = 500, code: int | None = None) -> None:
+        """Every list request answers `status` with a Twilio error body until reset() (or
+        fail_lists(0))."""
+        with self._lock:
+            self._fail_lists = None if not status else (status, code)
 
     def receive(self, from_: str, body: str, to: str = "+48732000000") -> str:
         """Log an SMS that `from_` sent to our number, as Twilio does before it calls the
@@ -539,6 +547,11 @@ class FakeTwilio:
         return self._json(start_response, 201, payload)
 
     def _list(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            failure = self._fail_lists
+        if failure is not None:
+            status, code = failure
+            return self._error(start_response, status, code if code is not None else _DEFAULT_CODE_FOR_STATUS.get(status))
         parsed = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         query = {key: values[-1] for key, values in parsed.items()}
         try:
