@@ -295,7 +295,7 @@ def erase(subscriber_id: int) -> Any:
     outcome = erasure.erase(subscriber)
     flash(t("admin_people.flash.erased"), "info")
     flash(t("admin_people.flash.erased_provider", deleted=outcome.deleted, in_flight=outcome.in_flight,
-            failed=outcome.failed), "warning" if outcome.pending else "info")
+            failed=outcome.failed, queued=outcome.queued), "warning" if outcome.pending else "info")
     if not outcome.listed:
         flash(t("admin_people.flash.erased_not_listed"), "warning")
     return redirect(url_for("admin_people.subscribers"))

@@ -23,6 +23,7 @@ many are still in flight, how many failed for now.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -74,18 +75,20 @@ class ProviderDeletion(db.Model):
 
 @dataclass(frozen=True)
 class ErasureOutcome:
-    """What happened at the SMS provider. `in_flight` and `failed` messages are retried by
-    housekeeping; `listed` is False when the provider could not be asked which messages
-    went to the number (those we did not know of may then remain)."""
+    """What happened at the SMS provider. `in_flight` (not deletable yet), `failed` and
+    `queued` (not tried within ERASURE_PROVIDER_SECONDS) messages are done by housekeeping;
+    `listed` is False when the provider could not be asked which messages went to the
+    number (those we did not know of may then remain)."""
 
     deleted: int = 0
     in_flight: int = 0
     failed: int = 0
+    queued: int = 0
     listed: bool = True
 
     @property
     def pending(self) -> int:
-        return self.in_flight + self.failed
+        return self.in_flight + self.failed + self.queued
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -96,7 +99,7 @@ class ErasureOutcome:
             return None
         try:
             return cls(deleted=int(data["deleted"]), in_flight=int(data["in_flight"]),
-                       failed=int(data["failed"]), listed=bool(data["listed"]))
+                       failed=int(data["failed"]), queued=int(data["queued"]), listed=bool(data["listed"]))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -104,6 +107,8 @@ class ErasureOutcome:
         """One line for logs and the command line (English, like the rest of the CLI)."""
         line = (f"at the SMS provider: {self.deleted} deleted, {self.in_flight} still in flight, "
                 f"{self.failed} failed")
+        if self.queued:
+            line += f", {self.queued} queued"
         if self.pending:
             line += " (retried automatically)"
         if not self.listed:
@@ -161,10 +166,11 @@ def _erase(subscriber: Subscriber, unconfirmed_before: datetime | None,
     if checkpoint:
         checkpoint_wal()
 
-    deleted, in_flight, failed = delete_at_provider(refs)
+    budget = current_app.config.get("ERASURE_PROVIDER_SECONDS", 10.0)
+    deleted, in_flight, failed, queued = delete_at_provider(refs, budget_seconds=budget)
     if refs and checkpoint:
         checkpoint_wal()  # the provider_deletion rows just written hold only SIDs: tidiness
-    outcome = ErasureOutcome(deleted=deleted, in_flight=in_flight, failed=failed, listed=listed)
+    outcome = ErasureOutcome(deleted=deleted, in_flight=in_flight, failed=failed, queued=queued, listed=listed)
     log.info("erased subscriber %s; %s", subscriber_id, outcome.summary())
     return outcome
 
@@ -197,18 +203,23 @@ def _collect_refs(subscriber: Subscriber, refs: dict[str, None]) -> tuple[list[s
     return [r for r in refs if r], listed
 
 
-def delete_at_provider(refs: list[str]) -> tuple[int, int, int]:
-    """Ask the provider to delete each message; (deleted, in_flight, failed).
+def delete_at_provider(refs: list[str], budget_seconds: float | None = None) -> tuple[int, int, int, int]:
+    """Ask the provider to delete each message; (deleted, in_flight, failed, queued).
 
     Holds no database transaction during the HTTP calls. Deleted (or already gone) SIDs
     leave provider_deletion; the others are kept for a later try. After an outage-type
     error the rest are not tried now: one timeout is enough to learn the provider is down.
+    With `budget_seconds`, no new request starts after that long; the rest stay queued.
     """
     channel = current_app.extensions["sms"]
     done: list[str] = []
     later: dict[str, str | None] = {}
-    in_flight = failed = 0
+    in_flight = failed = queued = 0
+    started = time.monotonic()
     for index, ref in enumerate(refs):
+        if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
+            queued = len(refs) - index  # untouched rows: due now, for the next housekeeping run
+            break
         try:
             result = channel.delete_message(ref)
         except ProviderError as exc:
@@ -234,7 +245,7 @@ def delete_at_provider(refs: list[str]) -> tuple[int, int, int]:
             .values(attempts=ProviderDeletion.attempts + 1, last_error=error,
                     next_attempt_at=now + PROVIDER_RETRY_DELAY))
     db.session.commit()
-    return len(done), in_flight, failed
+    return len(done), in_flight, failed, queued
 
 
 def retry_provider_deletions(limit: int = 500, now: datetime | None = None) -> tuple[int, int, int, int]:
@@ -252,7 +263,8 @@ def retry_provider_deletions(limit: int = 500, now: datetime | None = None) -> t
         select(ProviderDeletion.provider_ref).where(ProviderDeletion.next_attempt_at <= now)
         .order_by(ProviderDeletion.next_attempt_at).limit(limit)))
     db.session.commit()  # end the read before the HTTP calls
-    return (*delete_at_provider(refs), len(stale))
+    deleted, in_flight, failed, _ = delete_at_provider(refs)
+    return deleted, in_flight, failed, len(stale)
 
 
 def purge_unconfirmed(now: datetime | None = None, limit: int = 500) -> int:

@@ -137,6 +137,19 @@ def test_when_twilio_cannot_list_the_numbers_messages_the_resident_and_staff_are
     assert "Delete the messages to this number in the provider's console" in result.output
 
 
+def test_a_resident_with_many_messages_is_erased_at_once_and_the_scheduler_deletes_the_rest(make_app, twilio):
+    make_app(ERASURE_PROVIDER_SECONDS=0)  # the page request's time for the provider is up at once
+    keyword_signup(PHONE, None, Origin("sms"))
+    sids = {send_sms(PHONE, f"Ostrzezenie {n}") for n in range(3)}
+    finish(twilio)
+    outcome = erasure.erase(db.session.scalar(select(Subscriber)))
+    assert (outcome.deleted, outcome.queued, outcome.pending) == (0, 3, 3)
+    assert "3 queued" in outcome.summary()
+    assert set(pending_deletions()) == sids and twilio.deleted == []
+    assert "3 deleted" in scheduler.privacy()  # due at once: no waiting like for a refusal
+    assert at_twilio(twilio) == []
+
+
 def test_messages_nobody_could_delete_for_two_weeks_are_given_up_with_a_warning(app, twilio, caplog):
     keyword_signup(PHONE, None, Origin("sms"))
     send_sms(PHONE)
@@ -161,7 +174,7 @@ def test_the_staff_screen_shows_what_was_deleted_at_twilio(admin_app, twilio):  
     done = admin.post(f"/admin/subscribers/{resident.id}/erase", data={"confirm": "yes"}, follow_redirects=True)
 
     shown = text_of(done)
-    assert text("admin_people.flash.erased_provider", deleted=1, in_flight=1, failed=0) in shown
+    assert text("admin_people.flash.erased_provider", deleted=1, in_flight=1, failed=0, queued=0) in shown
     assert at_twilio(twilio) == [in_flight]
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)
                              .where(AuditEvent.action == "subscriber_erased")) == 1
