@@ -337,3 +337,9 @@ def test_a_double_click_on_erase_erases_once_and_answers_every_click(live_server
 def count_rows(model) -> int:
     db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_the_privacy_page_says_what_erasure_and_the_purge_do(client):
+    shown = page(client.get("/privacy")).text
+    assert text("page.privacy.retention_unconfirmed") in shown
+    assert text("page.privacy.retention_provider") in shown
