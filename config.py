@@ -218,6 +218,10 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "TWILIO_FROM": _str("TWILIO_FROM"),
         "TWILIO_API_BASE": _str("TWILIO_API_BASE"),
         "TWILIO_TIMEOUT": _float("TWILIO_TIMEOUT", 10.0),
+        # An erasure deletes the resident's SMS at the provider one request each, inside the
+        # resident's or staff's page request: after this many seconds the rest are left to
+        # the scheduler, so a resident with hundreds of alerts does not hit a proxy timeout.
+        "ERASURE_PROVIDER_SECONDS": _float("ERASURE_PROVIDER_SECONDS", 10.0),
         # Longer texts are cut at a word boundary with a link to the full alert.
         "SMS_MAX_SEGMENTS": _int("SMS_MAX_SEGMENTS", 2),
         # --- web push (off unless both keys are set; `flask webpush keys` makes them) ---

@@ -80,6 +80,14 @@ def send_queued_sms() -> str | None:
     return f"sent {n} queued texts to residents" if n else None
 
 
+def privacy() -> str | None:
+    """Purge unconfirmed sign-ups after 24 h, retry deletions at the SMS provider that an
+    erasure could not finish, drop expired hint windows (subscribers/erasure.py)."""
+    from subscribers.erasure import housekeeping as privacy_housekeeping
+
+    return privacy_housekeeping()
+
+
 def publish_scheduled() -> str | None:
     from alerts.publish import publish_due
 
@@ -136,6 +144,7 @@ def jobs(app: Flask) -> list[Job]:
         Job("expire_alerts", expire, seconds=60, jitter=5),
         Job("poll_statuses", poll_statuses, seconds=300, jitter=30),
         Job("housekeeping", housekeeping, seconds=3600, jitter=60),
+        Job("privacy", privacy, seconds=3600, jitter=60),
     ]
 
 

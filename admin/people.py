@@ -33,7 +33,7 @@ from staff import audit
 from staff.audit import AuditEvent
 from staff.auth import current_staff, login_required
 from staff.models import StaffUser
-from subscribers import service
+from subscribers import erasure, service
 from subscribers.errors import SubscriptionError
 from subscribers.models import (ACTIVE, DEACTIVATED, OPTED_OUT, PENDING, ConsentEvent, PushSubscription,
                                 Subscriber, SubscriberArea, SubscriberCategory)
@@ -291,8 +291,12 @@ def erase(subscriber_id: int) -> Any:
         return _render_subscriber(subscriber, errors, 400)
     # One commit for both: the erasure and the audit row (which names no number).
     audit.record("subscriber_erased", staff=_staff(), target=f"subscriber:{subscriber.id}", commit=False)
-    service.erase(subscriber)
+    outcome = erasure.erase(subscriber)
     flash(t("admin_people.flash.erased"), "info")
+    flash(t("admin_people.flash.erased_provider", deleted=outcome.deleted, in_flight=outcome.in_flight,
+            failed=outcome.failed, queued=outcome.queued), "warning" if outcome.pending else "info")
+    if not outcome.listed:
+        flash(t("admin_people.flash.erased_not_listed"), "warning")
     return redirect(url_for("admin_people.subscribers"))
 
 

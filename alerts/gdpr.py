@@ -1,5 +1,6 @@
-"""A resident's messages in their GDPR export. (On erasure the delivery rows stay, with
-the resident's id cleared by the foreign key, so the gmina keeps anonymous counts.)"""
+"""A resident's messages in their GDPR export, and their provider ids for erasure. (On
+erasure the delivery rows stay, with the resident's id cleared by the foreign key, so the
+gmina keeps anonymous counts; the message bodies are deleted at the SMS provider.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from alerts.models import Alert, Delivery
 from db import db
-from subscribers import service
+from subscribers import erasure, service
 from subscribers.models import Subscriber
 
 
@@ -25,5 +26,16 @@ def export_messages(subscriber: Subscriber) -> tuple[str, list[dict[str, Any]]]:
     ]
 
 
+def sms_refs(subscriber: Subscriber) -> list[str]:
+    """The provider's ids of the alert SMS sent to the resident (push has nothing to delete)."""
+    return list(db.session.scalars(
+        select(Delivery.provider_ref)
+        .where(Delivery.subscriber_id == subscriber.id, Delivery.channel == "sms", Delivery.provider_ref.is_not(None))
+        .order_by(Delivery.id)
+    ))
+
+
 if export_messages not in service.EXPORT_SECTIONS:
     service.EXPORT_SECTIONS.append(export_messages)
+if sms_refs not in erasure.MESSAGE_REFS:
+    erasure.MESSAGE_REFS.append(sms_refs)

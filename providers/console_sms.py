@@ -118,6 +118,11 @@ class ConsoleSms:
             if r.to == to and r.created_at >= since
         ]
 
+    def delete_message(self, provider_ref: str) -> str:
+        """Forget a message this process "sent": "deleted", or "gone" for an unknown id."""
+        with self._lock:
+            return "deleted" if self._sent.pop(provider_ref, None) is not None else "gone"
+
     def validate_webhook(self, url: str, params: Mapping[str, Any], signature: str) -> bool:
         """Always False: the console backend never calls webhooks, so any request claiming
         to be one of its receipts is forged."""

@@ -200,6 +200,14 @@ class SmsChannel(Protocol):
         """
         ...
 
+    def delete_message(self, provider_ref: str) -> str:
+        """Delete a message and its body at the provider (GDPR erasure).
+
+        Returns "deleted", "gone" (the provider no longer has it) or "in_flight" (not
+        deletable yet: still being sent; try again later). Raises `ProviderError`.
+        """
+        ...
+
     def validate_webhook(self, url: str, params: Mapping[str, Any], signature: str) -> bool:
         """True if a delivery-receipt request really came from the provider.
 

@@ -81,6 +81,9 @@ ERROR_CODES: dict[int, tuple[bool, str]] = {
     # caught must still get the alert later, so this is not permanent.
     30450: (False, "rate_limited"),
 }
+# Twilio refuses to DELETE a message it has not finished with (queued, sending, or an
+# inbound one still being processed): "wait several minutes and try again".
+CANNOT_DELETE_YET = 20009
 # Twilio's documented block window for 30450; a hint for the dispatcher's backoff.
 PUMPING_BLOCK_RETRY_AFTER_SECONDS = 900.0
 
@@ -305,6 +308,28 @@ class TwilioSms:
         found.reverse()
         found.sort(key=lambda r: r.created_at)
         return found
+
+    def delete_message(self, provider_ref: str) -> str:
+        """Delete one message (outbound or inbound) and its body from Twilio's logs.
+
+        Returns "deleted" (204), "gone" (404: Twilio no longer has it, e.g. deleted before)
+        or "in_flight" (error 20009: still queued or sending; ask again in a few minutes).
+        Raises ProviderError for anything else (network, auth, 5xx), classified like send.
+        """
+        if not _SID_RE.match(provider_ref):
+            raise ProviderError(f"not a Twilio message SID: {provider_ref!r}", permanent=True)
+        http, client = self._client()
+        try:
+            client.messages(provider_ref).delete()
+        except _CAUGHT as exc:
+            status = getattr(exc, "status", None)
+            code = _to_int(getattr(exc, "code", None))
+            if status == 404:
+                return "gone"
+            if code == CANNOT_DELETE_YET:
+                return "in_flight"
+            raise _classify(exc, http, f"deleting message {provider_ref}") from exc
+        return "deleted"
 
     def validate_webhook(self, url: str, params: Mapping[str, Any], signature: str) -> bool:
         """Check X-Twilio-Signature (HMAC-SHA1 of URL + sorted params, keyed by the auth

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from db import db
-from subscribers import service
+from subscribers import erasure, service
 from subscribers.errors import SubscriptionError
 from subscribers.models import Subscriber
 from subscribers.phone import mask_phone, normalize_phone
@@ -46,8 +46,11 @@ def erase_command(phone: str, yes: bool) -> None:
     masked = mask_phone(subscriber.phone)
     if not yes:
         click.confirm(f"Erase {masked} and all their data? This cannot be undone", abort=True)
-    service.erase(subscriber)
-    click.echo(f"Erased {masked}.")
+    outcome = erasure.erase(subscriber)
+    click.echo(f"Erased {masked}; {outcome.summary()}.")
+    if not outcome.listed:
+        click.echo("Delete the messages to this number in the provider's console (Twilio: Monitor > Logs).",
+                   err=True)
 
 
 @subscribers_cli.command("revoke-links")
@@ -59,3 +62,12 @@ def revoke_links_command(phone: str) -> None:
     subscriber = _find(phone)
     service.revoke_links(subscriber)
     click.echo(f"Revoked the manage links of {mask_phone(subscriber.phone)}.")
+
+
+@subscribers_cli.command("purge-unconfirmed")
+def purge_unconfirmed_command() -> None:
+    """Delete sign-ups whose number was not confirmed within 24 hours (the scheduler does
+    this every hour; run it by hand after restoring a backup, for instance)."""
+    purged = erasure.purge_unconfirmed()
+    click.echo(f"Deleted {purged} unconfirmed sign-ups older than "
+               f"{int(erasure.UNCONFIRMED_SIGNUP_TTL.total_seconds() // 3600)} hours.")

@@ -17,6 +17,7 @@ from i18n import translate
 from providers.twilio_webhooks import InboundMessage
 from subscribers import service
 from subscribers.errors import SubscriptionError
+from subscribers.inbound_guard import claim_message, may_send_hint
 from subscribers.links import manage_url
 from subscribers.models import InboundSms, Subscriber
 from subscribers.phone import normalize_phone
@@ -51,20 +52,27 @@ def _reply(key: str, lang: str, **params: str) -> str:
     return fit_sms(text, max_segments=2, keep_diacritics=(lang == "uk"))
 
 
-def handle_inbound(message: InboundMessage) -> str | None:
+def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
     """Act on one incoming SMS and return the reply text (None: no reply).
 
-    A webhook Twilio retries is handled once (InboundSms.provider_ref is unique).
+    A MessageSid is handled once, for ever: a webhook Twilio retries, the same request sent
+    twice at once, or a copied signed request replayed after the resident was erased
+    (subscribers/inbound_guard.py) gets no reply and changes nothing.
     """
     m = current_app.extensions["municipality"]
+    # First write of the transaction, before anything else is read (see claim_message).
+    if not claim_message(message.provider_ref):
+        db.session.rollback()
+        return None
     action, argument = classify(message.body)
-    db.session.add(InboundSms(provider_ref=message.provider_ref, from_phone=message.from_phone[:32],
-                              body=message.body[:1600], action=action))
+    inbound = InboundSms(provider_ref=message.provider_ref, from_phone=message.from_phone[:32],
+                         body=message.body[:1600], action=action)
+    db.session.add(inbound)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        return None  # already handled this very message
+        return None  # handled before the SID hashes existed
 
     origin = service.Origin("sms")
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone == message.from_phone))
@@ -85,16 +93,24 @@ def handle_inbound(message: InboundMessage) -> str | None:
         try:
             phone = normalize_phone(message.from_phone, current_app.config["ALLOWED_PHONE_REGIONS"])
             subscriber, outcome = service.keyword_signup(phone, argument, origin)
-        except SubscriptionError as exc:
+        except IntegrityError:
+            if _again:
+                raise
+            # A new number's START arrived twice at once under two SIDs (a resent text) and
+            # the other request created the resident first: start over, it exists now.
             db.session.rollback()
-            db.session.add(InboundSms(provider_ref=message.provider_ref, from_phone=message.from_phone[:32],
-                                      body=message.body[:1600], action=f"start:{exc.code}"))
+            return handle_inbound(message, _again=True)
+        except SubscriptionError as exc:
+            # Nothing to undo: the number and the area are checked before anything is
+            # written, and a rollback would also drop the claim on this MessageSid.
+            inbound.action = f"start:{exc.code}"
             db.session.commit()
             if exc.code == "area_unknown":
                 codes = [a.code for a in m.areas]
                 return _reply("area_unknown", lang, area=argument or "", codes=", ".join(codes),
                               example=codes[0])
             return translate(f"error.{exc.code}", lang, **{k: str(v) for k, v in exc.params.items()})
+        db.session.commit()  # "already" writes nothing else, but this SMS is still handled
         link = manage_url(subscriber)
         lang = subscriber.language
         if outcome == "area_changed":
@@ -105,5 +121,7 @@ def handle_inbound(message: InboundMessage) -> str | None:
         return _reply({"subscribed": "subscribed", "resumed": "resumed", "already": "already"}[outcome],
                       lang, link=link)
 
+    # Not a keyword: the hint is a paid SMS, so one per number per day, whatever comes in.
+    hint = may_send_hint(message.from_phone)
     db.session.commit()
-    return _reply("unknown", lang)
+    return _reply("unknown", lang) if hint else None

@@ -57,7 +57,7 @@ from db import db, utcnow
 from i18n import translate
 from municipality import LANGUAGES
 from providers.webpush import WebPushChannel, b64url_decode, b64url_encode, generate_vapid_keys
-from subscribers import ratelimit, service
+from subscribers import erasure, ratelimit, service
 from subscribers.consent import push_consent_text
 from subscribers.errors import SubscriptionError
 from subscribers.links import manage_url, subscriber_for_token
@@ -491,8 +491,8 @@ def _erase(subscriber: Subscriber) -> None:
 
 if _export not in service.EXPORT_SECTIONS:
     service.EXPORT_SECTIONS.append(_export)
-if _erase not in service.ERASE_HOOKS:
-    service.ERASE_HOOKS.append(_erase)
+if _erase not in erasure.ERASE_HOOKS:
+    erasure.ERASE_HOOKS.append(_erase)
 
 
 # --- flask webpush keys -----------------------------------------------------------------------

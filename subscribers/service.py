@@ -254,7 +254,7 @@ def revoke_links(subscriber: Subscriber) -> None:
     db.session.commit()
 
 
-# --- GDPR: access and erasure -------------------------------------------------------------
+# --- GDPR: access (erasure: subscribers/erasure.py) --------------------------------------
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
@@ -305,16 +305,5 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
 
 
 # Other modules (deliveries, push subscriptions) add their part of a resident's data here,
-# and their clean-up on erasure, so this module needs no knowledge of them.
+# so this module needs no knowledge of them. Erasure: subscribers/erasure.py.
 EXPORT_SECTIONS: list = []
-ERASE_HOOKS: list = []
-
-
-def erase(subscriber: Subscriber) -> None:
-    """Delete a resident and everything tied to them (GDPR Art. 17), consent ledger included."""
-    for hook in ERASE_HOOKS:
-        hook(subscriber)
-    if subscriber.phone:
-        db.session.execute(delete(InboundSms).where(InboundSms.from_phone == subscriber.phone))
-    db.session.delete(subscriber)
-    db.session.commit()

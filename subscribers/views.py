@@ -34,7 +34,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from i18n import LANGUAGE_NAMES, current_language, t
 from municipality import CATEGORIES, LANGUAGES, Municipality
-from subscribers import codes, service
+from subscribers import codes, erasure, service
 from subscribers.consent import consent_text
 from subscribers.errors import SubscriptionError
 from subscribers.links import make_manage_token, subscriber_for_token
@@ -45,6 +45,8 @@ bp = Blueprint("public", __name__)
 
 # Session key holding {"phone", "purpose", "prefs"} while a code is on its way.
 PENDING_KEY = "pending_verification"
+# What the SMS provider did at an erasure (counts only), for the page after it.
+ERASED_KEY = "erasure_outcome"
 
 LEVELS = (1, 2, 3)
 
@@ -423,14 +425,18 @@ def erase(token: str) -> Response | str:
     if request.form.get("confirm") != "yes":
         errors = Errors(fields={"confirm": t("page.erase.confirm_required")})
         return _render_manage(subscriber, token, errors=errors)
-    service.erase(subscriber)
+    outcome = erasure.erase(subscriber)
     session.pop(PENDING_KEY, None)
+    # Counts only (no number): the next page tells the resident what the provider did.
+    session[ERASED_KEY] = outcome.as_dict()
     return redirect(url_for("public.erased"))
 
 
 @bp.get("/erased")
 def erased() -> str:
-    return render_template("public/erased.html")
+    outcome = erasure.ErasureOutcome.from_dict(session.pop(ERASED_KEY, None))
+    return render_template("public/erased.html", outcome=outcome,
+                           retry_days=erasure.PROVIDER_DELETION_GIVE_UP.days)
 
 
 # --- information --------------------------------------------------------------------------

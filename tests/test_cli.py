@@ -49,7 +49,7 @@ def test_it_erases_a_resident_and_their_consent_history(runner):
     keyword_signup("+48501234567", None, Origin("sms"))
     keyword_signup("+48601234567", None, Origin("sms"))
     result = runner.invoke(args=["subscribers", "erase", "+48501234567", "--yes"])
-    assert result.exit_code == 0 and "Erased +48 501 *** 567." in result.output
+    assert result.exit_code == 0 and "Erased +48 501 *** 567; at the SMS provider: 0 deleted, 0 still in flight, 0 failed." in result.output
     assert db.session.scalars(select(Subscriber.phone)).all() == ["+48601234567"]
     assert db.session.scalar(select(func.count()).select_from(ConsentEvent)) == 1
 

@@ -379,7 +379,8 @@ def test_the_status_poll_fetches_what_no_callback_told_us(app, twilio):
 
 
 def test_a_residents_export_lists_their_messages_and_erasure_keeps_only_anonymous_counts(app, twilio):
-    from subscribers.service import erase, export_data
+    from subscribers.erasure import erase
+    from subscribers.service import export_data
 
     ids = seed(2, categories={"weather": 1}, areas=["KOZY"])
     a = alert(title="Wichura")

@@ -28,7 +28,7 @@ from providers.webpush import (
     generate_vapid_keys,
     topic_for,
 )
-from subscribers import service
+from subscribers import erasure, service
 from subscribers.links import make_manage_token
 from subscribers.models import (
     ACTIVE,
@@ -616,7 +616,7 @@ def test_a_residents_browsers_are_in_their_data_export_and_erased_with_them(pcli
     exported = service.export_data(resident)
     assert exported["push_subscriptions"][0]["endpoint"] == sub["endpoint"]
     assert exported["push_subscriptions"][0]["push_service"] == "fcm.googleapis.com"
-    service.erase(resident)
+    erasure.erase(resident)
     assert db.session.scalar(select(func.count()).select_from(PushSubscription)) == 0
 
 

@@ -8,13 +8,21 @@ paging exactly as in production. Only the Messages resource is implemented:
     GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json      fetch
     GET  /2010-04-01/Accounts/{AccountSid}/Messages.json            list, newest first, with
          To / From / DateSent / DateSent< / DateSent> filters and Twilio's paging envelope
+    DELETE /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json    delete (204, empty body);
+         404 + 20404 for an unknown (or already deleted) SID; 409 + 20009 while the message
+         is not finished (accepted, scheduled, queued, sending, sent, receiving)
 
 Behaviour copied from Twilio (research/delivery.md 1.1-1.9): HTTP basic auth with the
 account SID and auth token (401 + error 20003 otherwise); initial status "accepted" with a
 MessagingServiceSid, "queued" without; `num_segments` is "0" in the create response of a
 Messaging Service send (no sender picked yet) and the real count afterwards; `from` is
 null until then; error bodies are `{"code", "message", "more_info", "status"}`; DateSent
-filters compare whole days and skip messages that have no date_sent yet.
+filters compare whole days and skip messages that have no date_sent yet. Twilio refuses
+to delete a message until it is final ("20009: Cannot delete this resource before it is
+complete"); "sent" counts as unfinished because Twilio waits for the carrier's receipt
+(people deleting in bulk report "Cannot delete message in state SENT"). Which HTTP status
+goes with 20009 is not documented; the fake answers 409, and clients go by the code.
+`receive()` puts an incoming SMS (direction "inbound") in the log, as Twilio does.
 
 Usage:
 
@@ -61,6 +69,7 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Messages for the error codes tests usually program (wording from Twilio's error pages).
 ERROR_MESSAGES: dict[int, str] = {
     20003: "Authenticate",
+    20009: "Cannot delete this resource before it is complete",
     20404: "The requested resource was not found",
     20429: "Too Many Requests",
     20500: "An internal server error has occurred",
@@ -82,6 +91,8 @@ ERROR_MESSAGES: dict[int, str] = {
 # Statuses after which Twilio has a date_sent.
 _SENT_STATUSES = frozenset({"sending", "sent", "delivered", "undelivered", "read"})
 _DEFAULT_CODE_FOR_STATUS = {429: 20429, 500: 20500, 503: 20503}
+# Statuses in which Twilio refuses to delete a message (error 20009).
+_UNFINISHED_STATUSES = frozenset({"accepted", "scheduled", "queued", "sending", "sent", "receiving"})
 
 # GSM 03.38 default alphabet and its extension table (each extension char costs 2 septets).
 _GSM_BASIC = frozenset(
@@ -197,6 +208,9 @@ class FakeTwilio:
         self._by_sid: dict[str, dict[str, Any]] = {}
         self._failing_numbers: dict[str, tuple[int, int]] = {}
         self._fail_next: list[tuple[int, int | None, float | None, str | None]] = []
+        self._fail_deletes: tuple[int, int | None] | None = None
+        self._fail_lists: tuple[int, int | None] | None = None
+        self._deleted: list[str] = []
         self._delay = 0.0
         self.request_count = 0
         self._peers: set[tuple[Any, Any]] = set()
@@ -251,6 +265,9 @@ class FakeTwilio:
             self._by_sid = {}
             self._failing_numbers.clear()
             self._fail_next.clear()
+            self._fail_deletes = None
+            self._fail_lists = None
+            self._deleted = []
             self._delay = 0.0
             self.request_count = 0
             self._peers = set()
@@ -271,6 +288,12 @@ class FakeTwilio:
         """Distinct client TCP connections seen since start/reset (keep-alive checks)."""
         with self._lock:
             return len(self._peers)
+
+    @property
+    def deleted(self) -> list[str]:
+        """SIDs deleted through the API since start/reset, in order."""
+        with self._lock:
+            return list(self._deleted)
 
     def message(self, sid: str) -> dict[str, Any]:
         """A copy of the stored message with this SID (KeyError if unknown)."""
@@ -299,6 +322,33 @@ class FakeTwilio:
         with self._lock:
             for _ in range(n):
                 self._fail_next.append((status, code, retry_after, raw_body))
+
+    def fail_deletes(self, status: int = 500, code: int | None = None) -> None:
+        """Every DELETE answers `status` with a Twilio error body until reset() (or
+        fail_deletes(0))."""
+        with self._lock:
+            self._fail_deletes = None if not status else (status, code)
+
+    def fail_lists(self, status: int = 500, code: int | None = None) -> None:
+        """Every list request answers `status` with a Twilio error body until reset() (or
+        fail_lists(0))."""
+        with self._lock:
+            self._fail_lists = None if not status else (status, code)
+
+    def receive(self, from_: str, body: str, to: str = "+48732000000") -> str:
+        """Log an SMS that `from_` sent to our number, as Twilio does before it calls the
+        inbound webhook; returns its MessageSid (status "received", direction "inbound")."""
+        now = datetime.now(timezone.utc)
+        record: dict[str, Any] = {
+            "To": to, "From": from_, "MessagingServiceSid": None, "Body": body if self.record_bodies else None,
+            "StatusCallback": None, "ValidityPeriod": None, "direction": "inbound",
+            "sid": "SM" + uuid.uuid4().hex, "created_at": now, "date_updated": now, "date_sent": now,
+            "status": "received", "error_code": None, "num_segments": count_segments(body),
+        }
+        with self._lock:
+            self._messages.append(record)
+            self._by_sid[record["sid"]] = record
+        return record["sid"]
 
     def delay(self, seconds: float) -> None:
         """Answer every request `seconds` late (0 to stop), e.g. to trigger client timeouts."""
@@ -413,7 +463,25 @@ class FakeTwilio:
             if payload is None:
                 return self._error(start_response, 404, 20404)
             return self._json(start_response, 200, payload)
+        if sid is not None and method == "DELETE":
+            return self._delete(sid, start_response)
         return self._error(start_response, 405, 20004, "Method not allowed")
+
+    def _delete(self, sid: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            failure = self._fail_deletes
+            record = self._by_sid.get(sid)
+            if failure is None and record is not None and record["status"] not in _UNFINISHED_STATUSES:
+                del self._by_sid[sid]
+                self._messages.remove(record)
+                self._deleted.append(sid)
+                return self._respond(start_response, 204, b"", "application/json; charset=utf-8")
+        if failure is not None:
+            status, code = failure
+            return self._error(start_response, status, code if code is not None else _DEFAULT_CODE_FOR_STATUS.get(status))
+        if record is None:
+            return self._error(start_response, 404, 20404)
+        return self._error(start_response, 409, 20009)
 
     def _create(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -479,6 +547,11 @@ class FakeTwilio:
         return self._json(start_response, 201, payload)
 
     def _list(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            failure = self._fail_lists
+        if failure is not None:
+            status, code = failure
+            return self._error(start_response, status, code if code is not None else _DEFAULT_CODE_FOR_STATUS.get(status))
         parsed = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         query = {key: values[-1] for key, values in parsed.items()}
         try:
@@ -546,7 +619,7 @@ class FakeTwilio:
             "date_created": format_datetime(record["created_at"], usegmt=False),
             "date_sent": format_datetime(record["date_sent"]) if record["date_sent"] else None,
             "date_updated": format_datetime(record["date_updated"]),
-            "direction": "outbound-api",
+            "direction": record.get("direction") or "outbound-api",
             "error_code": record["error_code"],
             "error_message": None,
             "from": from_,
@@ -606,11 +679,13 @@ class FakeTwilio:
 _REASONS = {
     200: "OK",
     201: "Created",
+    204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
