@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from db import db
+from staff import audit
 from staff.models import ROLES, StaffUser
 
 users_cli = AppGroup("users", help="Staff accounts.")
@@ -36,6 +37,9 @@ def create_user(email: str, role: str, password_stdin: bool) -> None:
     user = StaffUser(email=email, role=role)
     user.set_password(password)
     db.session.add(user)
+    db.session.flush()
+    audit.record("account_created", actor=audit.cli_actor(), target=f"staff:{user.id}", commit=False,
+                 email=email, role=role, via="cli")
     db.session.commit()
     click.echo(f"Created {role} account {email}.")
 
