@@ -65,7 +65,8 @@ class AuditEvent(db.Model):
 APPEND_ONLY_FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION USING MESSAGE = 'audit_event is append-only: ' || TG_OP || ' refused',
+                          ERRCODE = 'insufficient_privilege';
 END
 $$ LANGUAGE plpgsql
 """
