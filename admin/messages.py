@@ -534,7 +534,16 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
         category=CATEGORIES.get(alert.category), placeholders=_placeholders(alert),
         fingerprint=_fingerprint(alert), scheduled_later=scheduled_later, errors=errors or Errors(),
         reason=reason, editable=alert.status in EDITABLE, two_person=approval.two_person_needed(alert),
+        chain_reach=_chain_reach(alert),
         can_follow_up=approval.can_follow_up(alert), **context), status
+
+
+def _chain_reach(alert: Alert) -> str | None:
+    """The real reach in words, when the chain makes it wider than the message's own areas."""
+    reach = approval.reach_areas(alert)
+    if alert.areas is None or reach == alert.areas:
+        return None
+    return t("alert.whole_gmina") if reach is None else ", ".join(_area_name(code) for code in reach)
 
 
 @bp.get("/messages/<int:alert_id>")
