@@ -140,7 +140,8 @@ class ChainReport:
 def verify() -> ChainReport:
     """Walk the chain in id order; the first row whose link or hash does not match is named."""
     prev, rows = GENESIS, 0
-    for event in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)):
+    for event in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)
+                                    .execution_options(yield_per=1000, populate_existing=True)):
         rows += 1
         if event.prev_hash != prev:
             return ChainReport(rows, False, event.id, "does not follow the previous row (a row removed or inserted)",
