@@ -11,14 +11,15 @@ busy_timeout), so everything read afterwards stays true until commit.
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from db import db
 
 
-def sqlite_write_lock() -> None:
+def sqlite_write_lock(session: Session | None = None) -> None:
     """On SQLite: hold the database's write lock until this transaction ends (no-op on
     PostgreSQL, and when this transaction already wrote, since it then holds the lock)."""
-    connection = db.session.connection()
+    connection = (session or db.session).connection()
     if connection.dialect.name != "sqlite":
         return
     raw = connection.connection.dbapi_connection
@@ -26,11 +27,11 @@ def sqlite_write_lock() -> None:
         raw.execute("BEGIN IMMEDIATE")
 
 
-def advisory_lock(key: int) -> None:
+def advisory_lock(key: int, session: Session | None = None) -> None:
     """Serialise every transaction that asks for `key` until it ends: a PostgreSQL
     transaction-level advisory lock, the write lock on SQLite."""
-    connection = db.session.connection()
+    connection = (session or db.session).connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     else:
-        sqlite_write_lock()
+        sqlite_write_lock(session)

@@ -5,9 +5,9 @@ Append-only in fact, not by convention:
   migration, and by ``create_all`` through the DDL event below, so test schemas have it).
 - Each row carries ``hash`` = SHA-256 over its own fields and the previous row's hash, so a
   row changed or removed on SQLite (or by a database superuser) breaks the chain;
-  ``flask audit verify`` names the first bad row. Writers take turns (an advisory lock on
-  PostgreSQL, the write lock on SQLite), so parallel requests never fork the chain, and the
-  row order is the order in which things happened.
+  ``flask audit verify`` names the first bad row. Rows are chained at commit, and writers
+  take turns there (an advisory lock on PostgreSQL, the write lock on SQLite), so parallel
+  requests never fork the chain, and the row order is the order in which things happened.
 
 The chain proves the log was not edited afterwards; it cannot prove the newest rows were not
 cut off, nor stand against someone who rewrites the whole chain: keep a copy of
@@ -28,7 +28,7 @@ from typing import Any
 
 from flask import has_request_context, request
 from sqlalchemy import DDL, JSON, Boolean, ForeignKey, String, event, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from db import UTCDateTime, db, utcnow
 from locks import advisory_lock
@@ -100,11 +100,17 @@ def cli_actor() -> str:
         return "cli:unknown"
 
 
+PENDING = "audit_pending"  # Session.info key: this transaction's events, in the order recorded
+
+
 def record(action: str, *, staff: Any = None, actor: str | None = None, target: str | None = None,
            flagged: bool = False, commit: bool = True, **detail: Any) -> AuditEvent:
-    """Write one audit event at the end of the chain (and commit, unless the caller commits
-    with its own change). The chain's lock is held until that commit: write the audit row
-    after taking any row locks of the same step (publish.lock_alert), never before."""
+    """Record one audit event (and commit, unless the caller commits with its own change).
+
+    The event is written at commit, at the end of the chain: the chain's lock is then the
+    last lock the transaction takes, so a transaction holding it never waits for a row
+    another one holds while waiting for the chain (no deadlock), and the log's order is the
+    order in which the steps committed. A rollback drops the event with the step."""
     email = getattr(staff, "email", None)
     if actor is None:
         actor = email or ("system" if not has_request_context() else None)
@@ -116,16 +122,31 @@ def record(action: str, *, staff: Any = None, actor: str | None = None, target: 
         ip=request.remote_addr if has_request_context() else "cli",
         user_agent=(request.headers.get("User-Agent") or "")[:400] if has_request_context() else None,
     )
-    advisory_lock(CHAIN_LOCK_KEY)
-    db.session.flush()  # our own earlier rows of this transaction belong before this one
-    prev = db.session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    event.prev_hash = prev or GENESIS
-    event.hash = row_hash(event.prev_hash, hashed_fields(event))
-    db.session.add(event)
-    db.session.flush()
+    db.session.info.setdefault(PENDING, []).append(event)
     if commit:
         db.session.commit()
     return event
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
+    """Append this transaction's events to the chain, as the commit's last writes."""
+    pending = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    session.flush()  # the step's own changes (and their row locks) come first
+    advisory_lock(CHAIN_LOCK_KEY, session)
+    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+    for item in pending:
+        item.prev_hash = prev
+        item.hash = prev = row_hash(prev, hashed_fields(item))
+        session.add(item)
+        session.flush()  # one at a time: ids follow the chain
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(PENDING, None)
 
 
 @dataclass

@@ -119,6 +119,43 @@ def test_parallel_writers_keep_one_unforked_chain(app):
     assert all(targets[i] == targets[i + 1] for i in range(0, len(targets), 2))
 
 
+def test_writers_that_also_lock_rows_never_deadlock_on_the_chain(app):
+    """Half the writers change a row and then record, half record and then change the row
+    (a failed login and an admin's unlock of the same account): the chain's lock is taken
+    at commit, after the row's, so nobody holds it while waiting for the row."""
+    account = staff("approver", "wojt@kozy.pl")
+    account_id = account.id
+    barrier = threading.Barrier(WRITERS)
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                row = db.session.get(StaffUser, account_id)
+                if i % 2:
+                    audit.record("login_failed", staff=row, commit=False)
+                    db.session.execute(StaffUser.__table__.update().where(StaffUser.id == account_id)
+                                       .values(failed_logins=StaffUser.failed_logins + 1))
+                else:
+                    db.session.execute(StaffUser.__table__.update().where(StaffUser.id == account_id)
+                                       .values(failed_logins=StaffUser.failed_logins + 1))
+                    audit.record("account_unlocked", staff=row, commit=False)
+                db.session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    db.session.expire_all()
+    assert db.session.get(StaffUser, account_id).failed_logins == WRITERS
+    assert audit.verify().ok and audit.verify().rows == WRITERS
+
+
 def staff(role: str, email: str) -> StaffUser:
     user = StaffUser(email=email, role=role)
     user.set_password(PASSWORD)

@@ -78,11 +78,13 @@ def test_updates_and_cancellations_from_the_command_line_are_judged_by_their_cha
     result = runner.invoke(args=["alerts", "update", "1", "--text", "Porywy do 110 km/h.",
                                  "--break-glass", "--reason", REASON])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(args=["alerts", "cancel", "2", "--break-glass", "--reason", REASON])
+    update_id = int(result.output.split()[1])  # "Alert 2 (update of 1) published: ..."
+    result = runner.invoke(args=["alerts", "cancel", str(update_id), "--break-glass", "--reason", REASON])
     assert result.exit_code == 0, result.output
+    cancel_id = int(result.output.split()[1])
     sent = [e for e in events() if e.action == "sent"]
     assert [(e.target, e.detail["kind"], e.detail["break_glass"]) for e in sent] == [
-        ("alert:1", "alert", True), ("alert:2", "update", True), ("alert:3", "cancel", True)]
+        ("alert:1", "alert", True), (f"alert:{update_id}", "update", True), (f"alert:{cancel_id}", "cancel", True)]
     assert all(e.actor == ME for e in events())
 
 
