@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import logging
+
 from flask import current_app
 from sqlalchemy import select, union, update
 
@@ -39,6 +41,8 @@ from db import db, utcnow
 from locks import sqlite_write_lock
 from municipality import CATEGORIES, LANGUAGES
 
+
+log = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 120
 TEXT_MAX_CHARS = 1500
@@ -248,7 +252,12 @@ def publish(alert: Alert, now: datetime | None = None, *, commit: bool = True) -
     # What goes out, and to whom, is the approved version, even if the row changed since
     # (a feed rewrites a waiting warning in place). A message published without a staff
     # approval (a feed's automatic warning, the command line) is frozen now.
-    version = alert.approved_version or freeze(alert, alert.approved_by, now)
+    version = alert.approved_version
+    if version is None:
+        if alert.status == SCHEDULED:
+            # Approved for later, then changed: that change was never approved.
+            raise AlertError("version_changed")
+        version = freeze(alert, alert.approved_by, now)
 
     chain = _chain_ids(alert)
     counts: dict[str, int] = {}
@@ -307,9 +316,20 @@ def publish_due(now: datetime | None = None) -> int:
         select(Alert).where(Alert.status == SCHEDULED, Alert.send_at <= now).order_by(Alert.send_at)
         .with_for_update(skip_locked=True)
     ).all()
+    published = 0
     for alert in due:
-        publish(alert, now)
-    return len(due)
+        try:
+            publish(alert, now)
+            published += 1
+        except AlertError as exc:
+            # Changed since its approval (or its chain moved on): it goes back to the queue
+            # instead of out, and the other due alerts still leave.
+            db.session.rollback()
+            log.warning("scheduled alert %s not sent (%s): back to the approval queue", alert.id, exc.code)
+            db.session.execute(update(Alert).where(Alert.id == alert.id, Alert.status == SCHEDULED)
+                               .values(status=AWAITING, approved_by=None, approved_at=None))
+            db.session.commit()
+    return published
 
 
 def expire_alerts(now: datetime | None = None) -> int:

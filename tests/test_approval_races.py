@@ -209,3 +209,22 @@ def test_what_is_sent_is_rendered_from_the_approved_version_not_the_row(app, twi
     db.session.commit()
     drain(app)
     assert {m["Body"] for m in twilio.messages} == {"Gmina Kozy: Upal. Zatwierdzona tresc."}
+
+
+def test_a_scheduled_message_changed_after_its_approval_goes_back_to_the_queue(app, twilio):
+    seed(RESIDENTS, categories={"weather": 1}, areas=["KOZY"])
+    editor, boss = make_staff("editor", "ed@kozy.pl"), make_staff("approver", "boss@kozy.pl")
+    d = draft("Wichura", "Zatwierdzona na jutro.")
+    d.send_at = utcnow() + timedelta(hours=1)
+    alert = approval.save_draft(editor, d)
+    approval.submit(editor, alert)
+    assert approval.approve(boss, alert, seen=lifecycle.fingerprint(alert)) is None  # scheduled
+    # A new version made behind the approval (as a feed's rewrite of a waiting warning does).
+    db.session.execute(Alert.__table__.update().where(Alert.id == alert.id)
+                       .values(texts={"pl": "Niezatwierdzona."}, version=Alert.version + 1))
+    db.session.commit()
+    assert lifecycle.publish_due(utcnow() + timedelta(hours=2)) == 0
+    drain(app)
+    assert twilio.messages == []
+    db.session.expire_all()
+    assert db.session.get(Alert, alert.id).status == "awaiting"
