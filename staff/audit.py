@@ -137,7 +137,10 @@ def _chain_pending(session: Session) -> None:
     session.flush()  # the step's own changes (and their row locks) come first
     advisory_lock(CHAIN_LOCK_KEY, session)
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+    now = utcnow()
     for item in pending:
+        # Stamped when it takes its place in the chain, so time and row order agree.
+        item.at = max(item.at, now)
         item.prev_hash = prev
         item.hash = prev = row_hash(prev, hashed_fields(item))
         session.add(item)

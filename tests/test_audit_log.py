@@ -117,6 +117,8 @@ def test_parallel_writers_keep_one_unforked_chain(app):
     # Each writer's two rows are next to each other: the chain's order is the order of events.
     targets = db.session.scalars(select(AuditEvent.target).order_by(AuditEvent.id)).all()
     assert all(targets[i] == targets[i + 1] for i in range(0, len(targets), 2))
+    times = db.session.scalars(select(AuditEvent.at).order_by(AuditEvent.id)).all()
+    assert times == sorted(times)  # the time column tells the same order as the chain
 
 
 def test_writers_that_also_lock_rows_never_deadlock_on_the_chain(app):
