@@ -238,3 +238,25 @@ def test_get_pages_write_no_audit_rows_except_views_of_personal_data(app):
     # A search for a number and a resident's page are views of personal data: audited.
     client.get(f"/admin/subscribers/{subscriber.id}")
     assert db.session.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(1)) == "subscriber_viewed"
+
+
+def test_command_line_processes_writing_at_once_keep_one_chain(app, database_url):
+    """Separate processes (operators running commands at the same moment) share the chain."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DATABASE_URL": database_url, "SYRENA_ENV": "testing",
+           "SECRET_KEY": "test-secret-key-not-for-production", "SMS_BACKEND": "console"}
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "users", "create", f"user{i}@kozy.pl", "--role", "editor",
+         "--password-stdin"], cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(6)]
+    outputs = [p.communicate("a-long-enough-password\n", timeout=180) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, outputs
+    db.session.expire_all()
+    report = audit.verify()
+    assert report.ok and report.rows == 6
+    assert set(db.session.scalars(select(AuditEvent.action))) == {"account_created"}
