@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
+    event,
     select,
     Boolean,
     ForeignKey,
@@ -161,6 +163,26 @@ class AlertVersion(db.Model):
 
     def text(self, lang: str) -> str:
         return self.texts.get(lang) or self.texts.get("pl", "")
+
+
+# PostgreSQL refuses to change or remove an approved version (migration 0002 and, for
+# schemas made by create_all, these DDL events).
+VERSION_IMMUTABLE_FUNCTION = """
+CREATE OR REPLACE FUNCTION alert_version_immutable() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION USING MESSAGE = 'alert_version is immutable: ' || TG_OP || ' refused',
+                          ERRCODE = 'insufficient_privilege';
+END
+$$ LANGUAGE plpgsql
+"""
+VERSION_IMMUTABLE_TRIGGER = """
+CREATE TRIGGER alert_version_immutable BEFORE UPDATE OR DELETE ON alert_version
+FOR EACH ROW EXECUTE FUNCTION alert_version_immutable()
+"""
+event.listen(AlertVersion.__table__, "after_create",
+             DDL(VERSION_IMMUTABLE_FUNCTION).execute_if(dialect="postgresql"))
+event.listen(AlertVersion.__table__, "after_create",
+             DDL(VERSION_IMMUTABLE_TRIGGER).execute_if(dialect="postgresql"))
 
 
 class Delivery(db.Model):

@@ -228,3 +228,21 @@ def test_a_scheduled_message_changed_after_its_approval_goes_back_to_the_queue(a
     assert twilio.messages == []
     db.session.expire_all()
     assert db.session.get(Alert, alert.id).status == "awaiting"
+
+
+def test_postgresql_refuses_to_change_an_approved_version(app, twilio):
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's")
+    editor, boss = make_staff("editor", "ed@kozy.pl"), make_staff("approver", "boss@kozy.pl")
+    alert = approval.save_draft(editor, draft("Upał", "Zatwierdzona treść."))
+    approval.submit(editor, alert)
+    approval.approve(boss, alert, seen=lifecycle.fingerprint(alert))
+    for statement in (AlertVersion.__table__.update().values(texts={"pl": "Podmieniona."}),
+                      AlertVersion.__table__.delete()):
+        with pytest.raises(DBAPIError) as refused:
+            with db.engine.begin() as conn:
+                conn.execute(statement)
+        assert "immutable" in str(refused.value)
