@@ -131,10 +131,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # token); subscribers/push.py requires application/json and a same-origin request.
     csrf.exempt(push.bp)
 
+    from staff.audit_cli import audit_cli
     from staff.cli import users_cli
     from subscribers.cli import subscribers_cli
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(subscribers_cli)
     app.cli.add_command(alerts_cli)
     app.cli.add_command(dispatch_command)

@@ -10,8 +10,6 @@ when the domain would allow them, and a POST asks the domain again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -51,7 +49,7 @@ from alerts.models import (
 )
 from alerts.match import GOT_IT
 from alerts.preview import preview as build_preview
-from alerts.publish import TEXT_MAX_CHARS, AlertError
+from alerts.publish import TEXT_MAX_CHARS, AlertError, fingerprint
 from alerts.sms_text import count_segments
 from db import db, utcnow
 from i18n import current_language, t, translate
@@ -188,11 +186,9 @@ def _areas_text(alert: Alert) -> str:
 
 
 def _fingerprint(alert: Alert) -> str:
-    """What the approver saw: a change after the preview was shown refuses the approval."""
-    data = [alert.status, alert.kind, alert.category, alert.level, alert.titles, alert.texts, alert.areas,
-            alert.channels, _local_input(alert.send_at), _local_input(alert.expires_at),
-            alert.keep_diacritics, alert.exercise]
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    """What the approver sees: posted back with the approval, which is refused unless it is
+    still the message's current version (alerts/approval.py)."""
+    return fingerprint(alert)
 
 
 def _staff_emails(ids: set[int]) -> dict[int, str]:
@@ -538,7 +534,16 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
         category=CATEGORIES.get(alert.category), placeholders=_placeholders(alert),
         fingerprint=_fingerprint(alert), scheduled_later=scheduled_later, errors=errors or Errors(),
         reason=reason, editable=alert.status in EDITABLE, two_person=approval.two_person_needed(alert),
+        chain_reach=_chain_reach(alert),
         can_follow_up=approval.can_follow_up(alert), **context), status
+
+
+def _chain_reach(alert: Alert) -> str | None:
+    """The real reach in words, when the chain makes it wider than the message's own areas."""
+    reach = approval.reach_areas(alert)
+    if alert.areas is None or reach == alert.areas:
+        return None
+    return t("alert.whole_gmina") if reach is None else ", ".join(_area_name(code) for code in reach)
 
 
 @bp.get("/messages/<int:alert_id>")
@@ -547,13 +552,14 @@ def show(alert_id: int):  # noqa: ANN201
     return _show_page(_alert(alert_id))
 
 
-def _stale(alert: Alert) -> bool:
-    """The message changed after the approver's page was drawn: show it again first."""
-    seen = request.form.get("fingerprint")
-    if seen and seen != _fingerprint(alert):
-        flash(t("admin.msg.flash.changed"), "error")
-        return True
-    return False
+def _seen() -> str:
+    """The fingerprint the approver's page showed ("" when none was posted: refused)."""
+    return request.form.get("fingerprint") or ""
+
+
+def _refusal_message(exc: AlertError) -> str:
+    # A message changed since the page was drawn: say so plainly, nothing was sent.
+    return t("admin.msg.flash.changed") if exc.code == "version_changed" else _message(exc)
 
 
 def _sent_message(counts: dict[str, int]) -> str:
@@ -584,13 +590,11 @@ def submit(alert_id: int):  # noqa: ANN201
 @login_required()
 def approve(alert_id: int):  # noqa: ANN201
     alert = _alert(alert_id)
-    if _stale(alert):
-        return _to_show(alert_id)
     try:
-        counts = approval.approve(_user(), alert)
+        counts = approval.approve(_user(), alert, seen=_seen())
     except AlertError as exc:
         db.session.rollback()
-        flash(_message(exc), "error")
+        flash(_refusal_message(exc), "error")
         return _to_show(alert_id)
     if counts is None:
         flash(t("admin.msg.flash.scheduled", when=local_time(alert.send_at)), "ok")
@@ -604,15 +608,13 @@ def approve(alert_id: int):  # noqa: ANN201
 def break_glass(alert_id: int):  # noqa: ANN201
     alert = _alert(alert_id)
     reason = request.form.get("reason", "")
-    if _stale(alert):
-        return _to_show(alert_id)
     try:
-        counts = approval.break_glass(_user(), alert, reason)
+        counts = approval.break_glass(_user(), alert, reason, seen=_seen())
     except AlertError as exc:
         db.session.rollback()
         if exc.field == "reason":
             return _show_page(_alert(alert_id), Errors.of(exc), reason=reason, status=400)
-        flash(_message(exc), "error")
+        flash(_refusal_message(exc), "error")
         return _to_show(alert_id)
     flash(_sent_message(counts), "ok")
     return _to_show(alert_id)

@@ -3,8 +3,15 @@
 - An editor writes a draft and submits it; an approver approves it (sent now, or scheduled
   for its send time) or rejects it. Feed alerts below the automatic level arrive already
   submitted ("awaiting").
-- Two-person rule: a message to the whole gmina, or in ``emergency``, needs the approval of
-  someone who did not write or edit it. Other messages an approver may send alone.
+- Two-person rule: a message that reaches the whole gmina, or in ``emergency``, needs the
+  approval of someone who did not write or edit it. Other messages an approver may send
+  alone. The reach is the real one: a correction also goes to everyone who got an earlier
+  message of its chain, so its chain's areas count too.
+- Approval is of one immutable version: the approver posts back the fingerprint of what
+  their page showed; a change since (a new version) refuses the approval as stale, and what
+  is sent is rendered from the frozen copy (AlertVersion), never from the editable row.
+- Every step locks the message first (publish.lock_alert), so an edit and an approval of
+  the same message take turns, and the audit log lists them in the order they happened.
 - Break glass: a lone approver may send an emergency at once with a written reason; the
   audit log flags it.
 - Exercise messages go only to the staff test group and need no second person.
@@ -42,8 +49,33 @@ from staff.models import StaffUser
 BREAK_GLASS_MIN_REASON = 10
 
 
+def _chain(alert: Alert) -> list[Alert]:
+    """The message and every earlier one it corrects or withdraws, newest first."""
+    nodes, node = [], alert
+    while node is not None:
+        nodes.append(node)
+        node = node.parent
+    return nodes
+
+
+def reach_areas(alert: Alert) -> list[str] | None:
+    """The areas a message really reaches (None: the whole gmina): its own, plus those of
+    every earlier message of its chain, since an update or cancellation also goes to
+    everyone who got one of them (an automatic IMGW warning is usually gmina-wide)."""
+    codes: set[str] = set()
+    for node in _chain(alert):
+        if node.areas is None:
+            return None
+        codes.update(node.areas)
+    if codes >= set(current_app.extensions["municipality"].area_codes()):
+        return None
+    return sorted(codes)
+
+
 def two_person_needed(alert: Alert) -> bool:
-    return not alert.exercise and (alert.category == "emergency" or alert.areas is None)
+    if alert.exercise:
+        return False
+    return any(node.category == "emergency" for node in _chain(alert)) or reach_areas(alert) is None
 
 
 def authors(alert: Alert) -> set[int]:
@@ -111,6 +143,7 @@ def save_draft(user: StaffUser, draft: Draft, alert: Alert | None = None, *, par
                      category=created.category, kind=created.kind, parent=parent.id if parent else None)
         db.session.commit()
         return created
+    alert = lifecycle.lock_alert(alert.id)
     if alert.status not in (DRAFT, AWAITING):
         raise AlertError("not_editable")
     if alert.parent is not None:
@@ -132,13 +165,16 @@ def save_draft(user: StaffUser, draft: Draft, alert: Alert | None = None, *, par
     alert.keep_diacritics, alert.exercise = draft.keep_diacritics, draft.exercise
     if user.id != alert.created_by:
         alert.meta = {**alert.meta, "edited_by": sorted({*alert.meta.get("edited_by", []), user.id})}
-    audit.record("draft_edited", staff=user, target=f"alert:{alert.id}", commit=False)
+    # A new version: an approval given on the page of the previous one is refused as stale.
+    alert.version += 1
+    audit.record("draft_edited", staff=user, target=f"alert:{alert.id}", commit=False, version=alert.version)
     db.session.commit()
     return alert
 
 
 def submit(user: StaffUser, alert: Alert) -> None:
     """Ask for approval."""
+    alert = lifecycle.lock_alert(alert.id)
     if alert.status != DRAFT:
         raise AlertError("not_editable")
     alert.status = AWAITING
@@ -159,31 +195,55 @@ def can_approve(user: StaffUser, alert: Alert) -> str | None:
     return None
 
 
-def approve(user: StaffUser, alert: Alert, now: datetime | None = None) -> dict[str, int] | None:
-    """Send now (returns deliveries queued per channel), or schedule for send_at (None)."""
+def _refuse(user: StaffUser, alert: Alert, code: str) -> AlertError:
+    """Log a refused approval (its own commit, which ends the lock) and return the error."""
+    db.session.rollback()
+    audit.record("approval_refused", staff=user, target=f"alert:{alert.id}", reason=code)
+    return AlertError(code)
+
+
+def _check_seen(user: StaffUser, alert: Alert, seen: str | None) -> None:
+    if seen is not None and seen != lifecycle.fingerprint(alert):
+        raise _refuse(user, alert, "version_changed")
+
+
+def approve(user: StaffUser, alert: Alert, now: datetime | None = None, *,
+            seen: str | None = None) -> dict[str, int] | None:
+    """Send now (returns deliveries queued per channel), or schedule for send_at (None).
+
+    `seen` is the fingerprint the approver's page showed (the web always passes it): the
+    approval is refused as ``version_changed`` unless it is the current version's. The
+    approved content is frozen (AlertVersion) in the same transaction."""
     now = now or utcnow()
+    alert = lifecycle.lock_alert(alert.id)
     refusal = can_approve(user, alert)
     if refusal:
-        audit.record("approval_refused", staff=user, target=f"alert:{alert.id}", reason=refusal)
-        raise AlertError(refusal)
+        raise _refuse(user, alert, refusal)
+    _check_seen(user, alert, seen)
     lifecycle.validate(_as_draft(alert, now), now)
     alert.approved_by, alert.approved_at = user.id, now
+    version = lifecycle.freeze(alert, user.id, now)
     if alert.send_at is not None and alert.send_at > now:
         alert.status = SCHEDULED
         audit.record("scheduled", staff=user, target=f"alert:{alert.id}", commit=False,
-                     send_at=alert.send_at.isoformat())
+                     send_at=alert.send_at.isoformat(), version=version.number, fingerprint=version.fingerprint)
         db.session.commit()
         return None
-    audit.record("approved", staff=user, target=f"alert:{alert.id}", commit=False)
+    audit.record("approved", staff=user, target=f"alert:{alert.id}", commit=False, version=version.number,
+                 fingerprint=version.fingerprint)
     counts = _publish(alert, now)
-    audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts)
+    audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts, commit=False)
+    db.session.commit()
     return counts
 
 
-def break_glass(user: StaffUser, alert: Alert, reason: str | None, now: datetime | None = None) -> dict[str, int]:
-    """A lone approver sends an emergency now, with a reason; flagged in the audit log."""
+def break_glass(user: StaffUser, alert: Alert, reason: str | None, now: datetime | None = None, *,
+                seen: str | None = None) -> dict[str, int]:
+    """A lone approver sends an emergency now, with a reason; flagged in the audit log.
+    `seen` as for ``approve``."""
     now = now or utcnow()
     reason = (reason or "").strip()
+    alert = lifecycle.lock_alert(alert.id)
     if not user.can("approver"):
         raise AlertError("not_allowed")
     if alert.category != "emergency":
@@ -192,19 +252,24 @@ def break_glass(user: StaffUser, alert: Alert, reason: str | None, now: datetime
         raise AlertError("not_awaiting")
     if len(reason) < BREAK_GLASS_MIN_REASON:
         raise AlertError("break_glass_reason", field="reason", minimum=BREAK_GLASS_MIN_REASON)
+    _check_seen(user, alert, seen)
     lifecycle.validate(_as_draft(alert, now), now)
     alert.approved_by, alert.approved_at, alert.break_glass = user.id, now, True
     alert.meta = {**alert.meta, "break_glass_reason": reason}
     alert.send_at = None
-    audit.record("break_glass", staff=user, target=f"alert:{alert.id}", flagged=True, commit=False, reason=reason)
+    version = lifecycle.freeze(alert, user.id, now)
+    audit.record("break_glass", staff=user, target=f"alert:{alert.id}", flagged=True, commit=False, reason=reason,
+                 version=version.number, fingerprint=version.fingerprint)
     counts = _publish(alert, now)
-    audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts, break_glass=True)
+    audit.record("sent", staff=user, target=f"alert:{alert.id}", queued=counts, break_glass=True, commit=False)
+    db.session.commit()
     return counts
 
 
 def reject(user: StaffUser, alert: Alert, reason: str | None) -> None:
     if not user.can("approver"):
         raise AlertError("not_allowed")
+    alert = lifecycle.lock_alert(alert.id)
     if alert.status not in (AWAITING, SCHEDULED):
         raise AlertError("not_awaiting")
     alert.status = REJECTED
@@ -217,10 +282,13 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
     """Stop a scheduled message before its time: back to a draft, approval needed again."""
     if not user.can("approver"):
         raise AlertError("not_allowed")
-    db.session.refresh(alert, with_for_update=True)  # the scheduler may be sending it right now
+    alert = lifecycle.lock_alert(alert.id)  # the scheduler may be sending it right now
     if alert.status != SCHEDULED:
         raise AlertError("not_awaiting")
     alert.status, alert.approved_by, alert.approved_at = DRAFT, None, None
+    # A new version: the frozen copy of the old one no longer counts, the next approval
+    # freezes this one.
+    alert.version += 1
     audit.record("unscheduled", staff=user, target=f"alert:{alert.id}", commit=False)
     db.session.commit()
 
@@ -228,7 +296,7 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
 def _publish(alert: Alert, now: datetime) -> dict[str, int]:
     """Publish, or undo this step's pending changes (approval, audit rows) if it refuses."""
     try:
-        return lifecycle.publish(alert, now)
+        return lifecycle.publish(alert, now, commit=False)
     except AlertError:
         db.session.rollback()
         raise

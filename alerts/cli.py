@@ -10,11 +10,13 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from alerts import approval
 from alerts import publish as lifecycle
 from alerts.figures import BUCKET_ORDER, delivery_figures
 from alerts.models import KIND_CANCEL, KIND_UPDATE, Alert
 from db import db, utcnow
 from i18n import translate
+from staff import audit
 
 alerts_cli = AppGroup("alerts", help="Publish and follow alerts.")
 
@@ -51,6 +53,41 @@ def _print_figures(alert: Alert) -> None:
     click.echo(f"SMS segments: {figures['sms_segments']}")
 
 
+def _break_glass_options(command):  # noqa: ANN001, ANN202
+    command = click.option("--reason", help="Why there is no second person (with --break-glass).")(command)
+    return click.option("--break-glass", "break_glass", is_flag=True,
+                        help="Send a whole-gmina or emergency message without a second person: flagged in "
+                             "the audit log, needs --reason.")(command)
+
+
+def _publish(alert: Alert, now: datetime, break_glass: bool, reason: str | None) -> dict[str, int]:
+    """Publish a message made on the command line, under the two-person rule's terms.
+
+    There is no second person on the command line: what would need one on the web (a
+    message whose real reach is the whole gmina, or an emergency) needs --break-glass with
+    a reason, and is flagged like the web's break glass. Every send is in the audit log
+    with the actor cli:<OS user>."""
+    actor = audit.cli_actor()
+    reason = (reason or "").strip()
+    needed = approval.two_person_needed(alert)
+    if needed and (not break_glass or len(reason) < approval.BREAK_GLASS_MIN_REASON):
+        db.session.rollback()
+        audit.record("cli_send_refused", actor=actor, reason="break_glass_needed", category=alert.category,
+                     kind=alert.kind)
+        raise lifecycle.AlertError("break_glass_needed", minimum=approval.BREAK_GLASS_MIN_REASON)
+    if needed:
+        alert.break_glass = True
+        alert.meta = {**alert.meta, "break_glass_reason": reason}
+    counts = lifecycle.publish(alert, now, commit=False)
+    if needed:
+        audit.record("break_glass", actor=actor, target=f"alert:{alert.id}", flagged=True, commit=False,
+                     reason=reason, via="cli")
+    audit.record("sent", actor=actor, target=f"alert:{alert.id}", commit=False, queued=counts, via="cli",
+                 kind=alert.kind, parent=alert.parent_id, break_glass=needed)
+    db.session.commit()
+    return counts
+
+
 @alerts_cli.command("send")
 @click.option("--category", required=True, help="weather, hydro, air, emergency, official, events, utilities")
 @click.option("--level", type=int, help="1-3 for weather, hydro and air")
@@ -64,10 +101,14 @@ def _print_figures(alert: Alert) -> None:
 @click.option("--expires-in", help="How long it is valid, e.g. 6h (default: no end).")
 @click.option("--channels", default="sms,push", show_default=True)
 @click.option("--keep-diacritics", is_flag=True, help="Send Polish letters (UCS-2: 2-3x the SMS cost).")
+@_break_glass_options
 def send_command(category: str, level: int | None, areas: str | None, title: str, text_pl: str,
                  title_en: str | None, text_en: str | None, title_uk: str | None, text_uk: str | None,
-                 expires_in: str | None, channels: str, keep_diacritics: bool) -> None:
-    """Publish an alert now; prints its id and how many deliveries were queued."""
+                 expires_in: str | None, channels: str, keep_diacritics: bool, break_glass: bool,
+                 reason: str | None) -> None:
+    """Publish an alert now; prints its id and how many deliveries were queued.
+
+    To the whole gmina (no --areas) or in emergency: only with --break-glass --reason."""
     now = utcnow()
     draft = lifecycle.Draft(
         category=category, level=level, areas=_areas(areas),
@@ -79,7 +120,7 @@ def send_command(category: str, level: int | None, areas: str | None, title: str
     )
     try:
         alert = lifecycle.create_alert(draft)
-        counts = lifecycle.publish(alert, now)
+        counts = _publish(alert, now, break_glass, reason)
     except lifecycle.AlertError as exc:
         db.session.rollback()
         raise _fail(exc) from None
@@ -97,7 +138,8 @@ def show_command(alert_id: int) -> None:
     _print_figures(alert)
 
 
-def _follow_up(alert_id: int, kind: str, title: str | None, text: str) -> None:
+def _follow_up(alert_id: int, kind: str, title: str | None, text: str, break_glass: bool,
+               reason: str | None) -> None:
     parent = db.session.get(Alert, alert_id)
     if parent is None:
         raise click.ClickException(f"No alert {alert_id}.")
@@ -106,7 +148,7 @@ def _follow_up(alert_id: int, kind: str, title: str | None, text: str) -> None:
                             channels=parent.channels, starts_at=utcnow(), expires_at=parent.expires_at)
     try:
         alert = lifecycle.follow_up(parent, kind, draft)
-        counts = lifecycle.publish(alert)
+        counts = _publish(alert, utcnow(), break_glass, reason)
     except lifecycle.AlertError as exc:
         db.session.rollback()
         raise _fail(exc) from None
@@ -117,17 +159,23 @@ def _follow_up(alert_id: int, kind: str, title: str | None, text: str) -> None:
 @click.argument("alert_id", type=int)
 @click.option("--title")
 @click.option("--text", required=True, help="The corrected Polish text.")
-def update_command(alert_id: int, title: str | None, text: str) -> None:
-    """Send a correction to everyone who got ALERT_ID (and to new matches)."""
-    _follow_up(alert_id, KIND_UPDATE, title, text)
+@_break_glass_options
+def update_command(alert_id: int, title: str | None, text: str, break_glass: bool, reason: str | None) -> None:
+    """Send a correction to everyone who got ALERT_ID (and to new matches).
+
+    When the chain reaches the whole gmina or is an emergency: only with --break-glass --reason."""
+    _follow_up(alert_id, KIND_UPDATE, title, text, break_glass, reason)
 
 
 @alerts_cli.command("cancel")
 @click.argument("alert_id", type=int)
 @click.option("--text", default="Komunikat jest nieaktualny.", show_default=True)
-def cancel_command(alert_id: int, text: str) -> None:
-    """Withdraw ALERT_ID: tell exactly those who got it, and stop what is still queued."""
-    _follow_up(alert_id, KIND_CANCEL, None, text)
+@_break_glass_options
+def cancel_command(alert_id: int, text: str, break_glass: bool, reason: str | None) -> None:
+    """Withdraw ALERT_ID: tell exactly those who got it, and stop what is still queued.
+
+    When the chain reaches the whole gmina or is an emergency: only with --break-glass --reason."""
+    _follow_up(alert_id, KIND_CANCEL, None, text, break_glass, reason)
 
 
 @click.command("dispatch")

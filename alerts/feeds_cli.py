@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 
 from alerts.feeds import FEEDS, enabled_feeds, health_report
 from providers.feeds import FeedError
+from staff import audit
 
 feeds_cli = AppGroup("feeds", help="Hazard feeds: poll by hand, show health.")
 
@@ -25,8 +26,11 @@ def poll_command(name: str | None) -> None:
             report = FEEDS[feed].poll()
         except FeedError as exc:
             failed = True
+            audit.record("feed_polled", actor=audit.cli_actor(), target=f"feed:{feed}", ok=False, via="cli")
             click.echo(f"{feed}: FAILED, nothing changed: {exc}")
             continue
+        audit.record("feed_polled", actor=audit.cli_actor(), target=f"feed:{feed}", ok=True,
+                     summary=report.summary()[:300], via="cli")
         click.echo(f"{feed}: {report.summary()}")
         for note in report.notes:
             click.echo(f"  {note}")

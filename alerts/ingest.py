@@ -184,7 +184,9 @@ class Ingest:
 
     def _follow(self, head: Alert, w: Warning, change: str, report: IngestReport) -> Alert | None:
         """Update or withdraw the chain whose latest alert is `head`. Returns the new head."""
-        head = latest_in_chain(head)
+        # Locked like every staff step (publish.lock_alert): an approval of this alert either
+        # happened before (it is published now) or waits until we are done.
+        head = lifecycle.lock_alert(latest_in_chain(head).id)
         if head.status in (DRAFT, AWAITING, SCHEDULED):
             # Never sent: change the waiting alert itself, or take it off the approval queue.
             if change == "cancel":
@@ -202,6 +204,11 @@ class Ingest:
             head.level, head.titles, head.texts = draft.level, draft.titles, draft.texts
             head.starts_at, head.expires_at = draft.starts_at, draft.expires_at
             head.meta = {**head.meta, **draft.meta}
+            # A new version: an approval given on the old one (a page still open, or a
+            # scheduled send) does not cover it; it waits for a fresh approval.
+            head.version += 1
+            if head.status == SCHEDULED:
+                head.status, head.approved_by, head.approved_at = AWAITING, None, None
             db.session.commit()
             report.updated.append(head.id)
             return head

@@ -12,7 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
+    event,
+    select,
     Boolean,
     ForeignKey,
     Index,
@@ -96,8 +99,20 @@ class Alert(db.Model):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Anything the source wants to keep (feed fingerprint, office, raw event name).
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Bumped by every change of what residents would read (alerts/approval.py): an approval
+    # given on an older version is refused as stale.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     parent: Mapped[Alert | None] = relationship(remote_side=[id])
+
+    @property
+    def approved_version(self) -> AlertVersion | None:
+        """The frozen copy of this version that was approved (what residents get), or None
+        while the current version is not approved (a draft, or edited since)."""
+        if self.id is None:
+            return None
+        return db.session.scalar(select(AlertVersion).where(
+            AlertVersion.alert_id == self.id, AlertVersion.number == self.version))
 
     def title(self, lang: str) -> str:
         return self.titles.get(lang) or self.titles.get("pl", "")
@@ -111,6 +126,63 @@ class Alert(db.Model):
         while node.parent is not None:
             node = node.parent
         return node
+
+
+class AlertVersion(db.Model):
+    """An immutable copy of an alert's content as it was approved: what is sent is rendered
+    from this row, never from the alert row (which a draft's editor can still change).
+
+    Rows are only ever inserted; ``fingerprint`` is the one the approver's page showed. One
+    row per approved version: two approvals of one version cannot both happen.
+    """
+
+    __tablename__ = "alert_version"
+    __table_args__ = (UniqueConstraint("alert_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # Alert.version when it was approved
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int | None] = mapped_column(SmallInteger)
+    titles: Mapped[dict[str, str]] = mapped_column(JSON)
+    texts: Mapped[dict[str, str]] = mapped_column(JSON)
+    areas: Mapped[list[str] | None] = mapped_column(JSON)
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    keep_diacritics: Mapped[bool] = mapped_column(Boolean, default=False)
+    exercise: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def title(self, lang: str) -> str:
+        return self.titles.get(lang) or self.titles.get("pl", "")
+
+    def text(self, lang: str) -> str:
+        return self.texts.get(lang) or self.texts.get("pl", "")
+
+
+# PostgreSQL refuses to change or remove an approved version (migration 0002 and, for
+# schemas made by create_all, these DDL events).
+VERSION_IMMUTABLE_FUNCTION = """
+CREATE OR REPLACE FUNCTION alert_version_immutable() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION USING MESSAGE = 'alert_version is immutable: ' || TG_OP || ' refused',
+                          ERRCODE = 'insufficient_privilege';
+END
+$$ LANGUAGE plpgsql
+"""
+VERSION_IMMUTABLE_TRIGGER = """
+CREATE TRIGGER alert_version_immutable BEFORE UPDATE OR DELETE ON alert_version
+FOR EACH ROW EXECUTE FUNCTION alert_version_immutable()
+"""
+event.listen(AlertVersion.__table__, "after_create",
+             DDL(VERSION_IMMUTABLE_FUNCTION).execute_if(dialect="postgresql"))
+event.listen(AlertVersion.__table__, "after_create",
+             DDL(VERSION_IMMUTABLE_TRIGGER).execute_if(dialect="postgresql"))
 
 
 class Delivery(db.Model):

@@ -6,9 +6,13 @@ outbox): either residents will get it, or nothing happened. The dispatcher sends
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import logging
 
 from flask import current_app
 from sqlalchemy import select, union, update
@@ -30,11 +34,15 @@ from alerts.models import (
     SKIPPED,
     UPDATED,
     Alert,
+    AlertVersion,
     Delivery,
 )
 from db import db, utcnow
+from locks import sqlite_write_lock
 from municipality import CATEGORIES, LANGUAGES
 
+
+log = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 120
 TEXT_MAX_CHARS = 1500
@@ -140,7 +148,56 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
     return alert
 
 
-def active_channels(alert: Alert) -> list[str]:
+# --- versions and locks ---------------------------------------------------------------------
+
+CONTENT_FIELDS = ("kind", "category", "level", "titles", "texts", "areas", "channels", "starts_at",
+                  "expires_at", "send_at", "keep_diacritics", "exercise")
+
+
+def content(alert: Alert | AlertVersion) -> dict[str, Any]:
+    """Everything that decides what residents read and who gets it."""
+    values = {name: getattr(alert, name) for name in CONTENT_FIELDS}
+    for name in ("starts_at", "expires_at", "send_at"):
+        values[name] = values[name].isoformat() if values[name] is not None else None
+    return values
+
+
+def fingerprint(alert: Alert) -> str:
+    """The alert's version and content as one hash: the approver's page shows it and the
+    approval must post it back, so what is approved is exactly what was seen."""
+    data = {"version": alert.version, "parent": alert.parent_id, **content(alert)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def lock_alert(alert_id: int) -> Alert:
+    """Lock an alert and every earlier message of its chain until commit, and reload them.
+
+    Every state change (edit, submit, approve, publish, cancel) calls this first, so two of
+    them on one message take turns and each sees what the other did. PostgreSQL: SELECT ...
+    FOR UPDATE, always from the newest message towards the first (one order, no deadlock).
+    SQLite: the database's write lock (locks.py)."""
+    sqlite_write_lock()
+    db.session.flush()
+    alert = db.session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+    if alert is None:
+        raise AlertError("not_found")
+    node = alert
+    while node.parent_id is not None:
+        node = db.session.get(Alert, node.parent_id, with_for_update=True, populate_existing=True)
+    return alert
+
+
+def freeze(alert: Alert, approved_by: int | None, now: datetime) -> AlertVersion:
+    """Store the approved content as an immutable version; residents get this one."""
+    version = AlertVersion(alert_id=alert.id, number=alert.version, fingerprint=fingerprint(alert),
+                           approved_by=approved_by, approved_at=now, **{
+                               name: getattr(alert, name) for name in CONTENT_FIELDS})
+    db.session.add(version)
+    db.session.flush()
+    return version
+
+
+def active_channels(alert: Alert | AlertVersion) -> list[str]:
     # Push only goes out when the gmina configured VAPID keys.
     return [c for c in alert.channels if c != "push" or current_app.extensions.get("webpush") is not None]
 
@@ -153,23 +210,26 @@ def _chain_ids(alert: Alert) -> list[int]:
     return ids
 
 
-def recipients(alert: Alert, channel: str):  # noqa: ANN201 - a Select of subscriber ids
+def recipients(alert: Alert, channel: str, version: AlertVersion | None = None):  # noqa: ANN201 - a Select
     """Who `alert` goes to on `channel`: the one definition publishing and the preview share.
+    Publishing passes the approved `version`, whose content decides (the preview: the draft).
 
     An update goes to everyone who got an earlier message of the chain and to anyone who
     matches it now; a cancellation only to those who got an earlier message.
     """
     chain = _chain_ids(alert)
+    target = version if version is not None else alert
     if alert.kind == KIND_CANCEL:
         return match.earlier_recipients(chain, channel)
     if alert.kind == KIND_UPDATE:
-        return select(union(match.earlier_recipients(chain, channel), match.matching(alert, channel))
+        return select(union(match.earlier_recipients(chain, channel), match.matching(target, channel))
                       .subquery().c.id)
-    return match.matching(alert, channel)
+    return match.matching(target, channel)
 
 
-def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
-    """Publish now: fan out to the outbox and commit. Returns deliveries queued per channel.
+def publish(alert: Alert, now: datetime | None = None, *, commit: bool = True) -> dict[str, int]:
+    """Publish now: fan out to the outbox and commit (or leave the commit, and the locks, to
+    a caller that writes the audit row of the same step). Returns deliveries queued per channel.
 
     An expired alert is never sent (it becomes EXPIRED with nothing queued). An update goes
     to everyone who got an earlier message of the chain and to anyone who matches it now; a
@@ -177,18 +237,27 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
     in the outbox are skipped: nobody gets a warning and its withdrawal back to back.
     """
     now = now or utcnow()
+    alert = lock_alert(alert.id)
     if alert.status not in (DRAFT, AWAITING, SCHEDULED):
         raise AlertError("already_published")
     if alert.parent_id is not None:
         # The chain may have moved on since this follow-up was written (another correction or
         # a withdrawal went out): only the newest sent message can be corrected or withdrawn.
-        parent = db.session.get(Alert, alert.parent_id, with_for_update=True, populate_existing=True)
-        if parent is None or parent.status != PUBLISHED:
+        if alert.parent is None or alert.parent.status != PUBLISHED:
             raise AlertError("parent_not_published")
     if alert.expires_at is not None and alert.expires_at <= now:
         alert.status = EXPIRED
         db.session.commit()
         return {c: 0 for c in active_channels(alert)}
+    # What goes out, and to whom, is the approved version, even if the row changed since
+    # (a feed rewrites a waiting warning in place). A message published without a staff
+    # approval (a feed's automatic warning, the command line) is frozen now.
+    version = alert.approved_version
+    if version is None:
+        if alert.status == SCHEDULED:
+            # Approved for later, then changed: that change was never approved.
+            raise AlertError("version_changed")
+        version = freeze(alert, alert.approved_by, now)
 
     chain = _chain_ids(alert)
     counts: dict[str, int] = {}
@@ -203,16 +272,18 @@ def publish(alert: Alert, now: datetime | None = None) -> dict[str, int]:
             .values(status=CANCELLED if alert.kind == KIND_CANCEL else UPDATED)
             .execution_options(synchronize_session=False)
         )
-    for channel in active_channels(alert):
-        counts[channel] = outbox.insert_deliveries(alert, channel, recipients(alert, channel), now)
+    for channel in active_channels(version):
+        counts[channel] = outbox.insert_deliveries(alert, channel, recipients(alert, channel, version), now)
     alert.status = PUBLISHED
     alert.published_at = now
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return counts
 
 
 def schedule(alert: Alert) -> None:
     """Approve an alert with a send_at in the future: the scheduler publishes it then."""
+    alert = lock_alert(alert.id)
     if alert.status not in (DRAFT, AWAITING) or alert.send_at is None:
         raise AlertError("not_schedulable")
     alert.status = SCHEDULED
@@ -223,6 +294,7 @@ def follow_up(parent: Alert, kind: str, draft: Draft, created_by: int | None = N
     """Create an update or cancellation of `parent` (not yet published)."""
     if kind not in (KIND_UPDATE, KIND_CANCEL):
         raise AlertError("kind_unknown")
+    parent = lock_alert(parent.id)
     if parent.status != PUBLISHED:
         # An UPDATED alert has a newer message: correct or withdraw that one (the chain head).
         raise AlertError("parent_not_published")
@@ -244,9 +316,20 @@ def publish_due(now: datetime | None = None) -> int:
         select(Alert).where(Alert.status == SCHEDULED, Alert.send_at <= now).order_by(Alert.send_at)
         .with_for_update(skip_locked=True)
     ).all()
+    published = 0
     for alert in due:
-        publish(alert, now)
-    return len(due)
+        try:
+            publish(alert, now)
+            published += 1
+        except AlertError as exc:
+            # Changed since its approval (or its chain moved on): it goes back to the queue
+            # instead of out, and the other due alerts still leave.
+            db.session.rollback()
+            log.warning("scheduled alert %s not sent (%s): back to the approval queue", alert.id, exc.code)
+            db.session.execute(update(Alert).where(Alert.id == alert.id, Alert.status == SCHEDULED)
+                               .values(status=AWAITING, approved_by=None, approved_at=None))
+            db.session.commit()
+    return published
 
 
 def expire_alerts(now: datetime | None = None) -> int:

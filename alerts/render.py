@@ -4,13 +4,17 @@ SMS are transliterated to GSM-7 and capped at SMS_MAX_SEGMENTS (default 2, like 
 306 characters); a longer text is cut at a word boundary and ends with the link to the
 alert's public page, where the full text is. Ukrainian stays Cyrillic (UCS-2), since a
 transliterated Ukrainian text would be hard to read.
+
+Once a message is approved, everything here reads its frozen version (AlertVersion), not
+the alert row: residents get exactly what the approver approved. Before approval (the
+preview) there is no version yet and the draft itself is rendered.
 """
 
 from __future__ import annotations
 
 from flask import current_app
 
-from alerts.models import KIND_CANCEL, KIND_UPDATE, Alert
+from alerts.models import KIND_CANCEL, KIND_UPDATE, Alert, AlertVersion
 from alerts.sms_text import fit_sms
 from i18n import translate
 from providers.webpush import PushMessage
@@ -24,7 +28,12 @@ def alert_url(alert: Alert, lang: str | None = None) -> str:
     return f"{base}/alerts/{alert.id}{suffix}"
 
 
-def _prefix(alert: Alert, lang: str) -> str:
+def approved(alert: Alert) -> Alert | AlertVersion:
+    """What residents read: the approved version, or the draft when none is approved yet."""
+    return alert.approved_version or alert
+
+
+def _prefix(alert: Alert | AlertVersion, lang: str) -> str:
     prefix = translate("alert.prefix_exercise", lang) + " " if alert.exercise else ""
     if alert.kind == KIND_UPDATE:
         return prefix + translate("alert.prefix_update", lang) + " "
@@ -37,10 +46,11 @@ def sms_body(alert: Alert, lang: str) -> str:
     """The exact SMS text for a resident reading `lang` (deterministic: reconciliation
     compares it with what the provider says it sent)."""
     m = current_app.extensions["municipality"]
-    title = alert.title(lang).rstrip(".")
-    text = " ".join(alert.text(lang).split())
-    full = f"{m.name}: {_prefix(alert, lang)}{title}. {text}"
-    keep = alert.keep_diacritics or lang == "uk"
+    version = approved(alert)
+    title = version.title(lang).rstrip(".")
+    text = " ".join(version.text(lang).split())
+    full = f"{m.name}: {_prefix(version, lang)}{title}. {text}"
+    keep = version.keep_diacritics or lang == "uk"
     max_segments = current_app.config.get("SMS_MAX_SEGMENTS", 2)
     return fit_sms(full, max_segments=max_segments, link=alert_url(alert, lang), keep_diacritics=keep)
 
@@ -50,14 +60,15 @@ def push_message(alert: Alert, lang: str) -> PushMessage:
     tag so an update replaces the notification of the warning it updates."""
     m = current_app.extensions["municipality"]
     root = alert.root()
-    urgent = alert.category == "emergency" or (alert.level or 0) >= 3
+    version = approved(alert)
+    urgent = version.category == "emergency" or (version.level or 0) >= 3
     ttl = current_app.config.get("WEBPUSH_TTL", DEFAULT_TTL)
     return PushMessage(
-        title=f"{_prefix(alert, lang)}{alert.title(lang)}".strip(),
-        body=alert.text(lang),
+        title=f"{_prefix(version, lang)}{version.title(lang)}".strip(),
+        body=version.text(lang),
         url=alert_url(alert, lang),
-        category=alert.category,
-        level=alert.level,
+        category=version.category,
+        level=version.level,
         tag=f"{m.teryt}-alert-{root.id}",
         ttl=ttl,
         urgency="high" if urgent else "normal",

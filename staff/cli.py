@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from db import db
+from staff import audit
 from staff.models import ROLES, StaffUser
 
 users_cli = AppGroup("users", help="Staff accounts.")
@@ -39,6 +40,9 @@ def create_user(email: str, role: str, password_stdin: bool) -> None:
     user = StaffUser(email=email, role=role, must_change_password=True)
     user.set_password(password)
     db.session.add(user)
+    db.session.flush()
+    audit.record("account_created", actor=audit.cli_actor(), target=f"staff:{user.id}", commit=False,
+                 email=email, role=role, via="cli")
     db.session.commit()
     click.echo(f"Created {role} account {email}.")
 
@@ -72,7 +76,7 @@ def issue_temporary_password(account: StaffUser, *, actor: StaffUser | None = No
     account.must_change_password = True
     ended = end_all_sessions(account, "password_reset")
     throttle.forget_account(account.email)
-    extra = {} if actor is not None else {"actor": f"cli:{getpass.getuser()}"}
+    extra = {} if actor is not None else {"actor": audit.cli_actor()}
     audit.record("account_password_reset", staff=actor, target=f"staff:{account.id}", flagged=True,
                  commit=False, email=account.email, sessions=ended, **extra)
     return password

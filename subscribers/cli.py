@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from db import db
+from staff import audit
 from subscribers import erasure, service
 from subscribers.errors import SubscriptionError
 from subscribers.models import Subscriber
@@ -34,7 +35,10 @@ def _find(phone_raw: str) -> Subscriber:
 @click.argument("phone")
 def export_command(phone: str) -> None:
     """Print everything Syrena holds about PHONE as JSON (GDPR access request)."""
-    click.echo(json.dumps(service.export_data(_find(phone)), ensure_ascii=False, indent=2))
+    subscriber = _find(phone)
+    data = service.export_data(subscriber)
+    audit.record("subscriber_exported", actor=audit.cli_actor(), target=f"subscriber:{subscriber.id}", via="cli")
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 @subscribers_cli.command("erase")
@@ -46,7 +50,9 @@ def erase_command(phone: str, yes: bool) -> None:
     masked = mask_phone(subscriber.phone)
     if not yes:
         click.confirm(f"Erase {masked} and all their data? This cannot be undone", abort=True)
+    target = f"subscriber:{subscriber.id}"
     outcome = erasure.erase(subscriber)
+    audit.record("subscriber_erased", actor=audit.cli_actor(), target=target, via="cli", **outcome.as_dict())
     click.echo(f"Erased {masked}; {outcome.summary()}.")
     if not outcome.listed:
         click.echo("Delete the messages to this number in the provider's console (Twilio: Monitor > Logs).",
@@ -61,6 +67,8 @@ def revoke_links_command(phone: str) -> None:
     The resident gets a new link by confirming the number again on the website."""
     subscriber = _find(phone)
     service.revoke_links(subscriber)
+    audit.record("subscriber_links_revoked", actor=audit.cli_actor(), target=f"subscriber:{subscriber.id}",
+                 via="cli")
     click.echo(f"Revoked the manage links of {mask_phone(subscriber.phone)}.")
 
 

@@ -225,7 +225,7 @@ def test_a_changed_message_is_not_sent_on_an_old_preview(make_app, twilio):
     assert reload(alert).status == "awaiting"
     approve(ap, alert)
     assert reload(alert).status == "published"
-    assert audit_actions(alert) == ["draft_created", "submitted", "draft_edited", "approved", "sent"]
+    assert audit_actions(alert) == ["draft_created", "submitted", "draft_edited", "approval_refused", "approved", "sent"]
 
 
 # --- break glass ------------------------------------------------------------------------------------
@@ -248,6 +248,10 @@ def test_break_glass_sends_an_emergency_by_a_lone_approver_with_a_reason(app, tw
 
     reason = "Wójt nieosiągalny, woda przelewa się przez wał"
     response = ap.post(f"/admin/messages/{alert.id}/break-glass", data={"reason": reason})
+    assert response.status_code == 303  # no fingerprint of what was seen: refused, nothing sent
+    assert reload(alert).status == "draft"
+    response = ap.post(f"/admin/messages/{alert.id}/break-glass",
+                       data={"reason": reason, "fingerprint": fingerprint(ap, alert)})
     assert response.status_code == 303
     drain(app)
     assert recipients(twilio) == phones(range(4))

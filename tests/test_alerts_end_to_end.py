@@ -45,7 +45,8 @@ def test_receipts_flow_back_from_twilio_through_the_signed_webhook(live_server, 
 def test_staff_can_send_and_follow_an_alert_from_the_command_line(app, runner, twilio):
     seed(3, categories={"utilities": 1}, areas=["KOZY"])
     result = runner.invoke(args=["alerts", "send", "--category", "utilities", "--title", "Brak wody",
-                                 "--text", "Awaria wodociągu przy ul. Szkolnej do 18:00.", "--expires-in", "8h"])
+                                 "--text", "Awaria wodociągu przy ul. Szkolnej do 18:00.", "--expires-in", "8h",
+                                 "--break-glass", "--reason", "Wojt na urlopie, awaria trwa"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Alert 1 published: 3 deliveries queued (sms 3)")
     result = runner.invoke(args=["dispatch", "--once"])
@@ -76,11 +77,11 @@ def test_the_command_line_refuses_a_bad_alert_with_a_clear_message(runner):
 def test_update_and_cancel_from_the_command_line(app, runner, twilio):
     seed(2, categories={"weather": 1}, areas=["KOZY"])
     runner.invoke(args=["alerts", "send", "--category", "weather", "--level", "2", "--title", "Wichura",
-                        "--text", "Porywy do 90 km/h.", "--expires-in", "6h"])
+                        "--text", "Porywy do 90 km/h.", "--expires-in", "6h", "--break-glass", "--reason", "Wojt na urlopie, awaria trwa"])
     runner.invoke(args=["dispatch", "--once"])
-    result = runner.invoke(args=["alerts", "update", "1", "--text", "Porywy do 110 km/h."])
+    result = runner.invoke(args=["alerts", "update", "1", "--text", "Porywy do 110 km/h.", "--break-glass", "--reason", "Wojt na urlopie, awaria trwa"])
     assert result.exit_code == 0 and "Alert 2 (update of 1) published: 2 deliveries queued." in result.output
-    result = runner.invoke(args=["alerts", "cancel", "2"])
+    result = runner.invoke(args=["alerts", "cancel", "2", "--break-glass", "--reason", "Wojt na urlopie, awaria trwa"])
     assert result.exit_code == 0 and "Alert 3 (cancel of 2) published: 2 deliveries queued." in result.output
     # The update had not gone out yet: the cancellation stopped it. Both residents got the
     # original warning, so both are told it is withdrawn.

@@ -383,7 +383,7 @@ def test_cli_reset_password_prints_a_temporary_password_that_must_be_changed(mak
     response = client.post("/admin/login", data={"email": "ed@gmina.pl", "password": temporary})
     assert response.status_code == 302 and "/admin/account/new-password" in response.headers["Location"]
     [event] = flagged("account_password_reset")
-    assert event.detail["actor"].startswith("cli:") and event.target == f"staff:{editor.id}"
+    assert event.actor.startswith("cli:") and event.target == f"staff:{editor.id}"
     missing = app.test_cli_runner().invoke(args=["users", "reset-password", "nobody@gmina.pl"])
     assert missing.exit_code != 0 and "No staff account" in missing.output
 
