@@ -99,6 +99,18 @@ def test_a_wrong_twilio_setting_is_the_same_config_error(make_app):
         make_app(TWILIO_ACCOUNT_SID="XX123")
 
 
+@pytest.mark.parametrize(("setting", "value", "says"), [
+    ("QUIET_HOURS", "22-7", "QUIET_HOURS must look like 22:00-07:00 or off"),
+    ("FEEDS", "imgw,meteoalarm", "FEEDS names unknown feeds ['imgw']"),
+    ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address"),
+    ("MAX_CONTENT_LENGTH", 0, "MAX_CONTENT_LENGTH must be a positive whole number"),
+])
+def test_a_setting_read_only_later_is_still_checked_at_the_start(make_app, setting, value, says):
+    with pytest.raises(ConfigError) as caught:
+        make_app(**{setting: value})
+    assert str(caught.value).startswith(says)
+
+
 # --- the municipality profile ---------------------------------------------------------------------
 
 def profile(tmp_path: Path, old: str, new: str) -> Path:
