@@ -41,13 +41,19 @@ def test_production_refuses_to_start_with_the_console_backend(make_app):
 
 def test_a_production_process_without_an_sms_backend_does_not_start(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS_", "TWILIO_", "SYRENA_"))}
-    env.update(SYRENA_ENV="production", SECRET_KEY=STRONG, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+    env.update(SYRENA_ENV="production", SECRET_KEY=STRONG, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+               PUBLIC_BASE_URL="https://alerty.example.pl")
 
     result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
 
     assert result.returncode != 0
     assert "ConfigError: SMS_BACKEND is not set: production needs SMS_BACKEND=twilio" in result.stderr
+
+
+def test_production_refuses_to_start_without_its_public_https_address(make_app):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be the public https address"):
+        make_app(SYRENA_ENV="production", SECRET_KEY=STRONG, PUBLIC_BASE_URL="http://127.0.0.1:5000")
 
 
 def test_production_starts_with_twilio_and_requires_totp_for_approvers(make_app):
