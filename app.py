@@ -63,6 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     try:
         app.extensions["municipality"] = load_municipality(app.config["SYRENA_MUNICIPALITY"])
+        _check_runtime_settings(app)
         app.extensions["sms"] = sms_channel_from_config(app.config)
         # None when no VAPID keys are configured: push is then simply off.
         app.extensions["webpush"] = WebPushChannel.from_config(app.config)
@@ -155,6 +156,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         return jsonify(health_report())
 
     return app
+
+
+def _check_runtime_settings(app: Flask) -> None:
+    """Settings that are read later (by the scheduler, at send time) are checked now, so a
+    typo stops the start instead of the first night's alert."""
+    from alerts.feeds import enabled_feeds
+    from municipality import quiet_hours
+
+    try:
+        quiet_hours(app.config.get("QUIET_HOURS"), app.extensions["municipality"])
+        with app.app_context():
+            enabled_feeds()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _security_headers(response):  # noqa: ANN001, ANN202

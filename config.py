@@ -5,7 +5,8 @@ shell. Code never reads ``os.environ`` itself: it reads ``current_app.config``, 
 a dict of overrides to ``create_app``.
 
 A feature whose keys are missing is simply off (for example Twilio without credentials is a
-configuration error only when ``SMS_BACKEND=twilio``).
+configuration error only when ``SMS_BACKEND=twilio``). What would run but fail open (a weak
+SECRET_KEY, production without real SMS) is refused by ``check_settings`` with a ConfigError.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # and the API; each code also locks after VERIFY_MAX_ATTEMPTS wrong tries.
         "RATE_LIMIT_VERIFY_PER_IP": _int("RATE_LIMIT_VERIFY_PER_IP", 30),
         # --- SMS ---
-        # No default in production: the console backend sends nothing (see check_production).
+        # No default in production: the console backend sends nothing (see check_settings).
         "SMS_BACKEND": _str("SMS_BACKEND", None if env == "production" else "console"),
         "TWILIO_ACCOUNT_SID": _str("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _secret("TWILIO_AUTH_TOKEN"),
@@ -294,7 +295,8 @@ def check_settings(config: dict[str, Any]) -> None:
     """Refuse settings that would run but fail open. Raises ConfigError (one line).
 
     - Outside testing, SECRET_KEY must carry 32 random bytes.
-    - In production, SMS must really go out: the console backend only prints them.
+    - In production, SMS must really go out: the console backend only prints them; and
+      PUBLIC_BASE_URL must be the public https address.
     - TRUSTED_PROXIES must parse.
     """
     env = config.get("SYRENA_ENV", "production")
@@ -312,6 +314,10 @@ def check_settings(config: dict[str, Any]) -> None:
             "SMS_BACKEND must be twilio in production (the console backend sends nothing and is "
             "for SYRENA_ENV=development only)" if backend else
             "SMS_BACKEND is not set: production needs SMS_BACKEND=twilio and its TWILIO_* settings")
+    base = str(config.get("PUBLIC_BASE_URL") or "")
+    if env == "production" and not base.startswith("https://"):
+        raise ConfigError(f"PUBLIC_BASE_URL must be the public https address in production (SMS links point "
+                          f"to it and Twilio signs webhooks over it), not {base!r}")
     for name in ("MAX_CONTENT_LENGTH", "MAX_JSON_DEPTH"):
         value = config.get(name)
         if value is not None and (not isinstance(value, int) or value < 1):

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 UNSIGNED = "unsigned"  # no X-Twilio-Signature at all: a scanner, or a proxy dropping it
 BAD_SIGNATURE = "bad_signature"  # signed, but not for this URL and body
 REASONS = (UNSIGNED, BAD_SIGNATURE)
+# Counters older than this are dropped when a new one is written (no housekeeping job needed).
+KEEP = timedelta(days=30)
 
 
 class WebhookRefusal(db.Model):
@@ -74,7 +76,8 @@ def require_twilio_signature() -> None:
 
 
 def record_refusal(endpoint: str, reason: str, now: datetime | None = None) -> None:
-    """Count one refused webhook (one atomic upsert) and commit."""
+    """Count one refused webhook (one atomic upsert) and commit; counters older than KEEP
+    go at the first refusal of each minute."""
     now = now or utcnow()
     minute = now.replace(second=0, microsecond=0)
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
@@ -83,9 +86,11 @@ def record_refusal(endpoint: str, reason: str, now: datetime | None = None) -> N
     stmt = stmt.on_conflict_do_update(
         index_elements=[WebhookRefusal.endpoint, WebhookRefusal.reason, WebhookRefusal.minute],
         set_={"count": WebhookRefusal.count + 1, "last_at": now},
-    )
+    ).returning(WebhookRefusal.count)
     db.session.rollback()  # nothing of this request may be committed along with the counter
-    db.session.execute(stmt)
+    count = db.session.execute(stmt).scalar_one()
+    if count == 1:  # the first refusal of a new minute: drop what is past keeping
+        purge_refusals(now - KEEP)
     db.session.commit()
 
 

@@ -204,6 +204,14 @@ def test_refusals_older_than_the_window_no_longer_degrade(app):
     assert refusal_summary()["failing"] is True
 
 
+def test_refusal_counters_past_keeping_are_dropped_as_new_ones_come(app):
+    record_refusal("inbound", "bad_signature", now=utcnow() - timedelta(days=31))
+    record_refusal("status", "unsigned", now=utcnow() - timedelta(days=29))
+    record_refusal("inbound", "bad_signature")
+    assert sorted(db.session.scalars(select(WebhookRefusal.endpoint))) == ["inbound", "status"]
+    assert db.session.scalar(select(func.min(WebhookRefusal.minute))) > utcnow() - timedelta(days=30)
+
+
 def test_thirty_forged_webhooks_at_once_are_all_counted(serve, twilio):
     base, _ = serve(PUBLIC_BASE_URL=PUBLIC)
     barrier = threading.Barrier(30)

@@ -42,13 +42,19 @@ def test_production_refuses_to_start_with_the_console_backend(make_app):
 
 def test_a_production_process_without_an_sms_backend_does_not_start(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS_", "TWILIO_", "SYRENA_"))}
-    env.update(SYRENA_ENV="production", SECRET_KEY=STRONG, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+    env.update(SYRENA_ENV="production", SECRET_KEY=STRONG, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+               PUBLIC_BASE_URL="https://alerty.example.pl")
 
     result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
 
     assert result.returncode != 0
     assert "Syrena cannot start: SMS_BACKEND is not set: production needs SMS_BACKEND=twilio" in result.stderr
+
+
+def test_production_refuses_to_start_without_its_public_https_address(make_app):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL must be the public https address"):
+        make_app(SYRENA_ENV="production", SECRET_KEY=STRONG, PUBLIC_BASE_URL="http://127.0.0.1:5000")
 
 
 def test_production_starts_with_twilio_and_requires_totp_for_approvers(make_app, monkeypatch):
@@ -100,6 +106,18 @@ def test_a_wrong_number_in_the_environment_is_a_config_error(make_app, monkeypat
 def test_a_wrong_twilio_setting_is_the_same_config_error(make_app):
     with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID must start with 'AC'"):
         make_app(TWILIO_ACCOUNT_SID="XX123")
+
+
+@pytest.mark.parametrize(("setting", "value", "says"), [
+    ("QUIET_HOURS", "22-7", "QUIET_HOURS must look like 22:00-07:00 or off"),
+    ("FEEDS", "imgw,meteoalarm", "FEEDS names unknown feeds ['imgw']"),
+    ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address"),
+    ("MAX_CONTENT_LENGTH", 0, "MAX_CONTENT_LENGTH must be a positive whole number"),
+])
+def test_a_setting_read_only_later_is_still_checked_at_the_start(make_app, setting, value, says):
+    with pytest.raises(ConfigError) as caught:
+        make_app(**{setting: value})
+    assert str(caught.value).startswith(says)
 
 
 # --- the municipality profile ---------------------------------------------------------------------
