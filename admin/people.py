@@ -257,8 +257,10 @@ def opt_out(subscriber_id: int) -> Any:
     reason = " ".join((request.form.get("reason") or "").split())[:200]
     if not reason:
         return _render_subscriber(subscriber, {"reason": t("admin_people.subscriber.reason_required")}, 400)
+    # The reason (free text about a person) goes only into the consent ledger, which the
+    # resident's erasure deletes; the append-only audit log keeps that there was one.
     audit.record("subscriber_opted_out", staff=_staff(), target=f"subscriber:{subscriber.id}", commit=False,
-                 reason=reason)
+                 reason_given=True)
     if service.opt_out(subscriber, _origin(), detail=reason):  # commits the ledger and the audit row
         flash(t("admin_people.flash.opted_out"), "info")
     else:
@@ -388,7 +390,7 @@ def audit_export() -> Response:
         for event in db.session.scalars(query.execution_options(yield_per=500)):
             writer.writerow([_csv_cell(v) for v in (
                 event.id, event.at.isoformat(), event.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                event.staff_email, event.action, event.target, "yes" if event.flagged else "no", event.ip,
+                event.staff_email or event.actor, event.action, event.target, "yes" if event.flagged else "no", event.ip,
                 event.user_agent, json.dumps(event.detail or {}, ensure_ascii=False, sort_keys=True))])
             yield buffer.getvalue()
             buffer.seek(0)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from alerts.models import Alert, Delivery
+from alerts.models import Alert, Delivery, DeliveryEvent
 from db import db
 from subscribers import erasure, service
 from subscribers.models import Subscriber
@@ -35,7 +35,17 @@ def sms_refs(subscriber: Subscriber) -> list[str]:
     ))
 
 
+def forget_error_texts(subscriber: Subscriber) -> None:
+    """Erasure: a provider's error text can quote the number (masked when stored, but a
+    provider may word it otherwise); the anonymous counts keep only the error code."""
+    mine = select(Delivery.id).where(Delivery.subscriber_id == subscriber.id).scalar_subquery()
+    db.session.execute(update(DeliveryEvent).where(DeliveryEvent.delivery_id.in_(mine)).values(detail=None))
+    db.session.execute(update(Delivery).where(Delivery.subscriber_id == subscriber.id).values(error=None))
+
+
 if export_messages not in service.EXPORT_SECTIONS:
     service.EXPORT_SECTIONS.append(export_messages)
 if sms_refs not in erasure.MESSAGE_REFS:
     erasure.MESSAGE_REFS.append(sms_refs)
+if forget_error_texts not in erasure.ERASE_HOOKS:
+    erasure.ERASE_HOOKS.append(forget_error_texts)

@@ -327,7 +327,9 @@ def publish_due(now: datetime | None = None) -> int:
             db.session.rollback()
             log.warning("scheduled alert %s not sent (%s): back to the approval queue", alert.id, exc.code)
             db.session.execute(update(Alert).where(Alert.id == alert.id, Alert.status == SCHEDULED)
-                               .values(status=AWAITING, approved_by=None, approved_at=None))
+                               # A new version: the next approval freezes a copy of its own.
+                               .values(status=AWAITING, approved_by=None, approved_at=None,
+                                       version=Alert.version + 1))
             db.session.commit()
     return published
 

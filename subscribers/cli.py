@@ -51,8 +51,11 @@ def erase_command(phone: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase {masked} and all their data? This cannot be undone", abort=True)
     target = f"subscriber:{subscriber.id}"
+    # Committed with the erasure itself: no erasure without its audit row, even on a crash.
+    audit.record("subscriber_erased", actor=audit.cli_actor(), target=target, via="cli", commit=False)
     outcome = erasure.erase(subscriber)
-    audit.record("subscriber_erased", actor=audit.cli_actor(), target=target, via="cli", **outcome.as_dict())
+    audit.record("subscriber_erased_at_provider", actor=audit.cli_actor(), target=target, via="cli",
+                 **outcome.as_dict())
     click.echo(f"Erased {masked}; {outcome.summary()}.")
     if not outcome.listed:
         click.echo("Delete the messages to this number in the provider's console (Twilio: Monitor > Logs).",
@@ -77,5 +80,6 @@ def purge_unconfirmed_command() -> None:
     """Delete sign-ups whose number was not confirmed within 24 hours (the scheduler does
     this every hour; run it by hand after restoring a backup, for instance)."""
     purged = erasure.purge_unconfirmed()
+    audit.record("unconfirmed_purged", actor=audit.cli_actor(), via="cli", count=purged)
     click.echo(f"Deleted {purged} unconfirmed sign-ups older than "
                f"{int(erasure.UNCONFIRMED_SIGNUP_TTL.total_seconds() // 3600)} hours.")

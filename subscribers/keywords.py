@@ -38,9 +38,12 @@ def classify(body: str) -> tuple[str, str | None]:
     first = words[0]
     if "".join(words[:2]) in STOP_WORDS or first in STOP_WORDS or first.startswith(STOP_PREFIXES):
         return "stop", None
-    if first in START_WORDS:
+    # START and HELP only as the whole text ("START", "START KOZY"): "Tak, dziękuję" or an
+    # auto-reply beginning "Info:" must not re-subscribe anyone or start a paid exchange.
+    # (STOP stays generous: honouring an opt-out too readily costs nothing.)
+    if first in START_WORDS and len(words) <= 2:
         return "start", words[1] if len(words) > 1 else None
-    if first in HELP_WORDS:
+    if first in HELP_WORDS and len(words) == 1:
         return "help", None
     return "unknown", None
 
@@ -86,8 +89,11 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
         return _reply("stopped", lang) if changed and not silent else None
 
     if action == "help":
+        # Every reply that changes nothing is a paid SMS an auto-responder could loop on: the
+        # same once-a-day allowance as the hint.
+        answer = not silent and may_send_hint(message.from_phone)
         db.session.commit()
-        return None if silent else _reply("help", lang, site=current_app.config["PUBLIC_BASE_URL"])
+        return _reply("help", lang, site=current_app.config["PUBLIC_BASE_URL"]) if answer else None
 
     if action == "start":
         try:
@@ -104,12 +110,19 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
             # Nothing to undo: the number and the area are checked before anything is
             # written, and a rollback would also drop the claim on this MessageSid.
             inbound.action = f"start:{exc.code}"
+            answer = may_send_hint(message.from_phone)
             db.session.commit()
+            if not answer:
+                return None
             if exc.code == "area_unknown":
                 codes = [a.code for a in m.areas]
                 return _reply("area_unknown", lang, area=argument or "", codes=", ".join(codes),
                               example=codes[0])
             return translate(f"error.{exc.code}", lang, **{k: str(v) for k, v in exc.params.items()})
+        # "already" changes nothing: its reply (with the link) is rationed like the hint.
+        if outcome == "already" and not may_send_hint(message.from_phone):
+            db.session.commit()
+            return None
         db.session.commit()  # "already" writes nothing else, but this SMS is still handled
         link = manage_url(subscriber)
         lang = subscriber.language

@@ -128,7 +128,7 @@ class Verification(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Why the text never went out (an error code: phone_unreachable, phone_blocked_sms,
+    # Why the text never went out (an error code: phone_unreachable,
     # sms_unavailable); shown to whoever signs up with the number, never in the lost-link flow.
     delivery_error: Mapped[str | None] = mapped_column(String(24))
 

@@ -60,10 +60,11 @@ def _claim(now: datetime, batch: int) -> list[int]:
 
 def _error_code(exc: ProviderError | None) -> str:
     """What a resident signing up is told (subscribers/codes.py shows it)."""
-    if exc is not None and exc.permanent and exc.reason in ("invalid_number", "landline", "blocked"):
+    # An opt-out at the provider (the number once replied STOP) is told like any other
+    # unreachable number: a distinct answer would tell anyone typing a stranger's number that
+    # it once was a resident. The text says what to do in either case.
+    if exc is not None and exc.permanent and exc.reason in ("invalid_number", "landline", "blocked", "opted_out"):
         return "phone_unreachable"
-    if exc is not None and exc.permanent and exc.reason == "opted_out":
-        return "phone_blocked_sms"
     return "sms_unavailable"
 
 

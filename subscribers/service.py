@@ -79,7 +79,7 @@ def parse_preferences(categories: Iterable[str] | None, levels: dict[str, Any] |
         raw = (levels or {}).get(code, 1)
         try:
             level = int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 in JSON is inf
             raise SubscriptionError("level_invalid", field=f"level_{code}") from None
         if not 1 <= level <= 3:
             raise SubscriptionError("level_invalid", field=f"level_{code}")

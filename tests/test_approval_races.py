@@ -246,3 +246,34 @@ def test_postgresql_refuses_to_change_an_approved_version(app, twilio):
             with db.engine.begin() as conn:
                 conn.execute(statement)
         assert "immutable" in str(refused.value)
+
+
+def test_a_message_sent_back_to_the_queue_is_judged_again_not_a_500(app, twilio):
+    """A scheduled correction whose chain moved on goes back to the queue as a new version,
+    so a second approval freezes a copy of its own and is refused for the real reason (the
+    same version twice would break the frozen copy's unique key: an IntegrityError, a 500)."""
+    seed(RESIDENTS, categories={"weather": 1}, areas=["KOZY"])
+    editor, boss = make_staff("editor", "ed@kozy.pl"), make_staff("approver", "boss@kozy.pl")
+    original = approval.save_draft(editor, draft("Wichura", "Jutro silny wiatr."))
+    approval.submit(editor, original)
+    approval.approve(boss, original, seen=lifecycle.fingerprint(original))
+    correction = draft("Wichura", "Jutro silny wiatr od 16:00.")
+    correction.send_at = utcnow() + timedelta(hours=1)
+    update = approval.save_draft(editor, correction, parent=original)
+    approval.submit(editor, update)
+    assert approval.approve(boss, update, seen=lifecycle.fingerprint(update)) is None  # scheduled
+    # Meanwhile the original is withdrawn: the scheduled correction's chain has moved on.
+    cancel = approval.save_draft(editor, draft("Odwołanie", "Komunikat nieaktualny."), parent=original,
+                                 kind="cancel")
+    approval.submit(editor, cancel)
+    approval.approve(boss, cancel, seen=lifecycle.fingerprint(cancel))
+    assert lifecycle.publish_due(utcnow() + timedelta(hours=2)) == 0
+    db.session.expire_all()
+    returned = db.session.get(Alert, update.id)
+    assert returned.status == "awaiting"
+    try:
+        approval.approve(boss, returned, now=utcnow() + timedelta(hours=2), seen=lifecycle.fingerprint(returned))
+    except lifecycle.AlertError as exc:
+        assert exc.code == "parent_not_published"
+    else:
+        raise AssertionError("a correction of a withdrawn message was sent")

@@ -179,3 +179,13 @@ def test_the_size_limit_is_a_setting(make_app):
                            content_type="application/json")
     assert response.status_code == 413
     assert make_app().config["MAX_CONTENT_LENGTH"] == 256 * 1024
+
+
+@pytest.mark.parametrize("raw_level", ["1e999", "Infinity", "-Infinity", "NaN", "1" + "0" * 5000])
+def test_a_level_too_big_for_any_number_gets_400_not_500(live_server, raw_level):
+    body = ('{"phone": "+48501234599", "consent": true, "categories": ["weather"], '
+            f'"levels": {{"weather": {raw_level}}}}}')
+    response = requests.post(f"{live_server}/api/v1/subscriptions", data=body, timeout=30,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] in ("level_invalid", "bad_request")

@@ -100,7 +100,10 @@ def test_account_and_resident_commands_write_audit_rows(runner):
     logged = events()
     assert [(e.action, e.actor, e.target) for e in logged] == [
         ("account_created", ME, logged[0].target), ("subscriber_exported", ME, target),
-        ("subscriber_links_revoked", ME, target), ("subscriber_erased", ME, target)]
+        ("subscriber_links_revoked", ME, target), ("subscriber_erased", ME, target),
+        ("subscriber_erased_at_provider", ME, target)]
+    assert runner.invoke(args=["subscribers", "purge-unconfirmed"]).exit_code == 0
+    assert events()[-1].action == "unconfirmed_purged" and events()[-1].actor == ME
     assert logged[0].detail["role"] == "approver"
     # Residents' audit rows name an id, never the number: nothing to erase from the log.
     assert not any("501234567" in str(e.detail) for e in logged)

@@ -361,3 +361,19 @@ def test_erasure_also_drops_the_numbers_codes_and_any_text_still_queued_to_it(cl
     assert db.session.scalar(select(func.count()).select_from(Verification)
                              .where(Verification.phone_key == number_key(PHONE))) == 0
     assert db.session.scalar(select(func.count()).select_from(SmsOutbox)) == 0
+
+
+def test_erasure_forgets_provider_error_texts_that_could_quote_the_number(app, client, twilio):
+    from alerts.models import Delivery, DeliveryEvent
+
+    subscribe_and_verify(client, twilio)
+    twilio.fail_number(PHONE, 21211)  # "The 'To' number +48... is not a valid phone number"
+    lifecycle.publish(alert(title="Wichura"))
+    drain(app)
+    resident = db.session.scalar(select(Subscriber).where(Subscriber.phone == PHONE))
+    erasure.erase(resident)
+    db.session.expire_all()
+    assert db.session.scalars(select(Delivery.error)).all() == [None]
+    assert [d for d in db.session.scalars(select(DeliveryEvent.detail)) if d] == []
+    # The anonymous count keeps what went wrong, as a code.
+    assert db.session.scalars(select(Delivery.error_code)).all() == ["21211"]

@@ -130,11 +130,12 @@ def test_the_hint_comes_again_after_a_day_and_other_numbers_get_their_own(client
     assert reply_of(text_us(client, twilio, "halo!!!")) is not None
 
 
-def test_help_and_stop_are_answered_whatever_the_hint_window_says(client, twilio):
+def test_stop_is_answered_whatever_the_daily_allowance_says(client, twilio):
     text_us(client, twilio, "START")
     assert reply_of(text_us(client, twilio, "co to?")) is not None
     assert reply_of(text_us(client, twilio, "co?")) is None
-    assert reply_of(text_us(client, twilio, "POMOC")) is not None
+    # POMOC changes nothing, so it shares the allowance; STOP's confirmation always goes.
+    assert reply_of(text_us(client, twilio, "POMOC")) is None
     assert reply_of(text_us(client, twilio, "STOP")) is not None
 
 
@@ -146,3 +147,19 @@ def test_housekeeping_drops_hint_windows_that_have_passed(client, twilio):
     db.session.commit()
     assert "1 old hint windows dropped" in erasure.housekeeping()
     assert count(HintReply) == 1
+
+
+def test_a_reply_that_only_begins_with_a_keyword_resubscribes_nobody(client, twilio):
+    text_us(client, twilio, "START")
+    text_us(client, twilio, "STOP")
+    # "Tak, dziękuję" to a message, or an auto-reply beginning "Info:", is no keyword.
+    text_us(client, twilio, "Tak, dziękuję za informację o burzy")
+    text_us(client, twilio, "Info: jestem na urlopie do poniedziałku")
+    db.session.expire_all()
+    assert db.session.scalar(select(Subscriber.status).where(Subscriber.phone == PHONE)) == "opted_out"
+
+
+def test_an_auto_responder_texting_help_or_start_gets_one_paid_answer_a_day(client, twilio):
+    text_us(client, twilio, "START")  # subscribed: that confirmation always goes
+    answers = [reply_of(text_us(client, twilio, body)) for body in ("POMOC", "START", "POMOC", "START")]
+    assert sum(a is not None for a in answers) == 1

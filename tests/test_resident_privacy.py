@@ -263,3 +263,14 @@ def test_the_scheduler_sends_queued_codes_every_second(make_app, twilio):
     assert twilio.messages == []  # the request only queued it
     assert job.func() == "sent 1 queued texts to residents"
     assert [m["To"] for m in twilio.messages] == [RESIDENT]
+
+
+def test_a_number_that_once_replied_stop_is_told_like_any_unreachable_number(client, twilio):
+    """Twilio's 21610 means the number once texted STOP to the gmina: a former resident.
+    A distinct answer would tell whoever types a stranger's number exactly that."""
+    from subscribers.outbox import _error_code
+    from providers.sms import ProviderError
+
+    opted_out = ProviderError("blocked", permanent=True, code=21610, reason="opted_out")
+    invalid = ProviderError("invalid", permanent=True, code=21211, reason="invalid_number")
+    assert _error_code(opted_out) == _error_code(invalid) == "phone_unreachable"

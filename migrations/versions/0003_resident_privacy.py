@@ -45,6 +45,8 @@ def _foreign_keys(on: bool) -> None:
 
 
 def upgrade():
+    # The old fixed-window counters were keyed by the full number; nothing reads them now.
+    op.execute("DELETE FROM rate_counter")
     _foreign_keys(False)
     # recreate='always' on SQLite: AUTOINCREMENT exists only in CREATE TABLE.
     with op.batch_alter_table('subscriber', schema=None, recreate='always' if _sqlite() else 'auto',
