@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DDL, DateTime, MetaData, Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -80,3 +80,25 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # noqa: ANN00
 
 def is_postgres() -> bool:
     return db.engine.dialect.name == "postgresql"
+
+
+def refuse_row_changes_sql(table: str, trigger: str, what: str) -> list[str]:
+    """PostgreSQL statements for a trigger that refuses UPDATE and DELETE on every row of
+    `table`, whoever asks (the application's own role included). TRUNCATE is not a row
+    change and stays possible for the owner (tests empty their tables that way). Used by
+    the migrations, and by `refuse_row_changes` for schemas made by create_all."""
+    return [
+        f"""CREATE OR REPLACE FUNCTION {trigger}() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION USING MESSAGE = '{table} is {what}: ' || TG_OP || ' refused',
+                          ERRCODE = 'insufficient_privilege';
+END
+$$ LANGUAGE plpgsql""",
+        f"CREATE TRIGGER {trigger} BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {trigger}()",
+    ]
+
+
+def refuse_row_changes(table: Table, trigger: str, what: str) -> None:
+    """Create the refusing trigger (refuse_row_changes_sql) whenever create_all makes `table`."""
+    for statement in refuse_row_changes_sql(table.name, trigger, what):
+        event.listen(table, "after_create", DDL(statement).execute_if(dialect="postgresql"))

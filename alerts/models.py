@@ -12,9 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     JSON,
-    event,
     select,
     Boolean,
     ForeignKey,
@@ -27,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db import UTCDateTime, db, utcnow
+from db import UTCDateTime, db, refuse_row_changes, utcnow
 
 # Alert.status
 DRAFT = "draft"  # being written by staff
@@ -166,23 +164,8 @@ class AlertVersion(db.Model):
 
 
 # PostgreSQL refuses to change or remove an approved version (migration 0002 and, for
-# schemas made by create_all, these DDL events).
-VERSION_IMMUTABLE_FUNCTION = """
-CREATE OR REPLACE FUNCTION alert_version_immutable() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION USING MESSAGE = 'alert_version is immutable: ' || TG_OP || ' refused',
-                          ERRCODE = 'insufficient_privilege';
-END
-$$ LANGUAGE plpgsql
-"""
-VERSION_IMMUTABLE_TRIGGER = """
-CREATE TRIGGER alert_version_immutable BEFORE UPDATE OR DELETE ON alert_version
-FOR EACH ROW EXECUTE FUNCTION alert_version_immutable()
-"""
-event.listen(AlertVersion.__table__, "after_create",
-             DDL(VERSION_IMMUTABLE_FUNCTION).execute_if(dialect="postgresql"))
-event.listen(AlertVersion.__table__, "after_create",
-             DDL(VERSION_IMMUTABLE_TRIGGER).execute_if(dialect="postgresql"))
+# schemas made by create_all, this).
+refuse_row_changes(AlertVersion.__table__, "alert_version_immutable", "immutable")
 
 
 class Delivery(db.Model):

@@ -27,10 +27,10 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import DDL, JSON, Boolean, ForeignKey, String, event, select
+from sqlalchemy import JSON, Boolean, ForeignKey, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from db import UTCDateTime, db, utcnow
+from db import UTCDateTime, db, refuse_row_changes, utcnow
 from locks import advisory_lock
 
 # pg_advisory_xact_lock key of the chain's writers ("audit" in ASCII).
@@ -59,23 +59,9 @@ class AuditEvent(db.Model):
     hash: Mapped[str | None] = mapped_column(String(64))
 
 
-# PostgreSQL refuses to change or remove an audit row, whoever asks (the application's own
-# role included). TRUNCATE is not a row change and stays possible for the table's owner
-# (tests empty their tables that way); the hash chain does not survive one unnoticed.
-APPEND_ONLY_FUNCTION = """
-CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION USING MESSAGE = 'audit_event is append-only: ' || TG_OP || ' refused',
-                          ERRCODE = 'insufficient_privilege';
-END
-$$ LANGUAGE plpgsql
-"""
-APPEND_ONLY_TRIGGER = """
-CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
-FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()
-"""
-event.listen(AuditEvent.__table__, "after_create", DDL(APPEND_ONLY_FUNCTION).execute_if(dialect="postgresql"))
-event.listen(AuditEvent.__table__, "after_create", DDL(APPEND_ONLY_TRIGGER).execute_if(dialect="postgresql"))
+# PostgreSQL refuses to change or remove an audit row, whoever asks (db.refuse_row_changes;
+# the hash chain does not survive a TRUNCATE unnoticed).
+refuse_row_changes(AuditEvent.__table__, "audit_event_append_only", "append-only")
 
 
 def row_hash(prev_hash: str, fields: dict[str, Any]) -> str:

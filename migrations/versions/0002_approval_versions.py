@@ -9,8 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 import db  # our column types, e.g. db.UTCDateTime
-from alerts.models import VERSION_IMMUTABLE_FUNCTION, VERSION_IMMUTABLE_TRIGGER
-from staff.audit import APPEND_ONLY_FUNCTION, APPEND_ONLY_TRIGGER, GENESIS, row_hash
+from staff.audit import GENESIS, row_hash
 
 
 # revision identifiers, used by Alembic.
@@ -61,11 +60,11 @@ def upgrade():
     _chain_existing_rows()
     if op.get_bind().dialect.name == 'postgresql':
         # From here on the database refuses to change or remove an audit row.
-        op.execute(APPEND_ONLY_FUNCTION)
-        op.execute(APPEND_ONLY_TRIGGER)
+        for statement in db.refuse_row_changes_sql("audit_event", "audit_event_append_only", "append-only"):
+            op.execute(statement)
         # An approved version is what residents get: nobody changes it afterwards.
-        op.execute(VERSION_IMMUTABLE_FUNCTION)
-        op.execute(VERSION_IMMUTABLE_TRIGGER)
+        for statement in db.refuse_row_changes_sql("alert_version", "alert_version_immutable", "immutable"):
+            op.execute(statement)
 
 
 def _chain_existing_rows():
