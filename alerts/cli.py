@@ -195,11 +195,37 @@ def dispatch_command(once: bool) -> None:
         click.echo(f"Handled {total} deliveries.")
         return
     stop = threading.Event()
+    import logging
     import signal
 
+    from db_outage import DatabaseOutage, QuietDuringOutage, is_database_outage
+
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A database outage must not end the process (sending would stop until someone noticed):
+    # one line per outage instead of a traceback a second, and whatever escapes the
+    # dispatcher's own loop is retried with capped backoff.
+    outage = DatabaseOutage("dispatch", current_app.config["DB_RECONNECT_MAX_SECONDS"])
+    quiet = QuietDuringOutage(outage)
+    for name in ("alerts.dispatcher", "alerts.receipts"):
+        logging.getLogger(name).addFilter(quiet)
     try:
-        dispatcher.run_forever(stop)
+        while not stop.is_set():
+            try:
+                dispatcher.run_forever(stop)
+            except Exception as exc:  # noqa: BLE001 - retried: exiting would stop every send
+                if is_database_outage(exc):
+                    wait = outage.failed(exc)
+                else:
+                    logging.getLogger("alerts.dispatcher").exception("dispatcher loop failed; restarting it")
+                    wait = outage.max_seconds
+                stop.wait(wait)
+                try:
+                    dispatcher.close()
+                except Exception:  # noqa: BLE001 - already shut down
+                    pass
+                # Its pool is shut down: a fresh dispatcher, under the same name.
+                dispatcher = Dispatcher(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                        worker_id=dispatcher.worker_id)
     except KeyboardInterrupt:
         stop.set()
 
