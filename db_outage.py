@@ -88,7 +88,7 @@ class QuietDuringOutage(logging.Filter):
         if exc is None or not is_database_outage(exc):
             return True
         now = time.monotonic()
-        if self.outage.ongoing and now - self._last_failure > self.outage.max_seconds * 3:
+        if self.outage.ongoing and self._last_failure and now - self._last_failure > self.outage.max_seconds * 3:
             self.outage.succeeded()
         self._last_failure = now
         self.outage.failed(exc)
