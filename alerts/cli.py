@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from datetime import datetime, timedelta
@@ -195,39 +196,73 @@ def dispatch_command(once: bool) -> None:
         click.echo(f"Handled {total} deliveries.")
         return
     stop = threading.Event()
-    import logging
     import signal
 
-    from db_outage import DatabaseOutage, QuietDuringOutage, is_database_outage
+    from db_outage import DatabaseOutage, QuietDuringOutage
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     # A database outage must not end the process (sending would stop until someone noticed):
-    # one line per outage instead of a traceback a second, and whatever escapes the
-    # dispatcher's own loop is retried with capped backoff.
-    outage = DatabaseOutage("dispatch", current_app.config["DB_RECONNECT_MAX_SECONDS"])
+    # one line when it starts and one when it ends, instead of a traceback every second.
+    outage = DatabaseOutage("dispatch", app.config["DB_RECONNECT_MAX_SECONDS"])
     quiet = QuietDuringOutage(outage)
     for name in ("alerts.dispatcher", "alerts.receipts"):
         logging.getLogger(name).addFilter(quiet)
+    worker = threading.Thread(target=_keep_dispatching, args=(app, dispatcher, stop, outage), name="dispatch")
+    worker.start()
     try:
-        while not stop.is_set():
-            try:
-                dispatcher.run_forever(stop)
-            except Exception as exc:  # noqa: BLE001 - retried: exiting would stop every send
-                if is_database_outage(exc):
-                    wait = outage.failed(exc)
-                else:
-                    logging.getLogger("alerts.dispatcher").exception("dispatcher loop failed; restarting it")
-                    wait = outage.max_seconds
-                stop.wait(wait)
-                try:
-                    dispatcher.close()
-                except Exception:  # noqa: BLE001 - already shut down
-                    pass
-                # Its pool is shut down: a fresh dispatcher, under the same name.
-                dispatcher = Dispatcher(current_app._get_current_object(),  # type: ignore[attr-defined]
-                                        worker_id=dispatcher.worker_id)
+        _probe_while_down(app, stop, outage)
     except KeyboardInterrupt:
         stop.set()
+    worker.join()
+
+
+def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:  # noqa: ANN001
+    """Run the dispatcher until `stop`; whatever escapes its own loop is retried with capped
+    backoff, by a fresh dispatcher under the same name (the old one's pool is shut down)."""
+    from alerts.dispatcher import Dispatcher
+    from db_outage import is_database_outage
+
+    while not stop.is_set():
+        try:
+            dispatcher.run_forever(stop)
+        except Exception as exc:  # noqa: BLE001 - retried: exiting would stop every send
+            if is_database_outage(exc):
+                wait = outage.failed(exc)
+            else:
+                logging.getLogger("alerts.dispatcher").exception("dispatcher loop failed; restarting it")
+                wait = outage.max_seconds
+            try:
+                dispatcher.close()
+            except Exception:  # noqa: BLE001 - already shut down
+                pass
+            stop.wait(wait)
+            with app.app_context():
+                dispatcher = Dispatcher(app, worker_id=dispatcher.worker_id)
+
+
+def _probe_while_down(app, stop: threading.Event, outage) -> None:  # noqa: ANN001
+    """Until `stop`: while an outage is on, ask the database (SELECT 1) at the backoff's
+    pace, so its end is noticed and logged even when nothing is waiting to be sent."""
+    from sqlalchemy import text
+
+    from db_outage import is_database_outage
+
+    wait = 0.5
+    while not stop.wait(wait):
+        wait = 0.5
+        if not outage.ongoing:
+            continue
+        try:
+            with app.app_context():
+                with db.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - only an outage is expected here
+            if not is_database_outage(exc):
+                raise
+            wait = outage.failed(exc)
+        else:
+            outage.succeeded()
 
 
 def local_time(value: datetime | None) -> str:

@@ -1,5 +1,6 @@
 """Drills with real scheduler processes: a leader frozen by SIGSTOP is replaced and, woken up,
-runs nothing; a PostgreSQL outage mid-send stops nothing and loses nothing."""
+runs nothing; a PostgreSQL outage mid-send stops neither the scheduler nor `flask dispatch`,
+and loses nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from alerts import publish as lifecycle
 from alerts.models import Delivery
 from db import db
 from population import phone_for, seed
-from tests.fakes.feed_server import METEO, FeedServer
+from tests.fakes.feed_server import FeedServer
+from tests.test_crash_safety import start_dispatcher
 from tests.test_delivery import alert
 from tests.test_scheduler import ACQUIRED, STANDING_BY, scheduler_env, start_scheduler, stop_all, wait_until
 
@@ -126,8 +128,8 @@ def twilio_env(twilio) -> dict[str, str]:  # noqa: ANN001
 @pytest.mark.slow
 @pytest.mark.postgres_only
 @pytest.mark.skipif(local_cluster() is None, reason="needs TEST_DATABASE_URL on a local PostgreSQL cluster")
-def test_the_scheduler_rides_out_a_15_second_postgresql_outage_mid_send_and_loses_nothing(app, twilio,
-                                                                                           tmp_path):
+def test_the_scheduler_and_flask_dispatch_ride_out_a_15_second_postgresql_outage_and_lose_nothing(
+        app, twilio, tmp_path):
     version = local_cluster()
     assert version is not None
     seed(200, categories={"weather": 1}, areas=["KOZY"])
@@ -135,18 +137,23 @@ def test_the_scheduler_rides_out_a_15_second_postgresql_outage_mid_send_and_lose
     feeds = FeedsByAgent().__enter__()
     feeds.reset()
     env = polling_env(app, feeds, "leader")
-    env.update({**twilio_env(twilio), "SMS_RATE_PER_SECOND": "20", "DISPATCH_STALE_SECONDS": "3",
+    # Two dispatchers: the scheduler's own and a `flask dispatch` beside it.
+    env.update({**twilio_env(twilio), "SMS_RATE_PER_SECOND": "10", "DISPATCH_STALE_SECONDS": "3",
                 "SCHEDULER_LEASE_SECONDS": "5", "DB_RECONNECT_MAX_SECONDS": "2"})
-    log = tmp_path / "scheduler.log"
+    log, dispatch_log = tmp_path / "scheduler.log", tmp_path / "dispatch.log"
     process = start_scheduler(env, log)
+    dispatch = start_dispatcher(env, log=dispatch_log)
     try:
-        wait_until(lambda: len(twilio.messages) >= 40 or process.poll() is not None, 30, "the send to be under way")
+        wait_until(lambda: len(twilio.messages) >= 40 or process.poll() is not None or dispatch.poll() is not None,
+                   30, "the send to be under way")
         assert process.poll() is None, log.read_text()
+        assert dispatch.poll() is None, dispatch_log.read_text()
         pg_ctl(version, "stop")
         try:
             stopped_at = time.monotonic()
             while time.monotonic() - stopped_at < 15:
                 assert process.poll() is None, "the scheduler exited during the outage: " + log.read_text()
+                assert dispatch.poll() is None, "flask dispatch exited during the outage: " + dispatch_log.read_text()
                 time.sleep(0.5)
             sent_during_outage = len(twilio.messages)
         finally:
@@ -167,17 +174,19 @@ def test_the_scheduler_rides_out_a_15_second_postgresql_outage_mid_send_and_lose
         assert set(per_phone) == {phone_for(n) for n in range(200)}
         assert max(per_phone.values()) == 1, [p for p, n in per_phone.items() if n > 1][:5]
         assert db.session.scalar(select(func.count()).select_from(Delivery)) == 200
-        assert process.poll() is None
-        output = log.read_text()
-        assert output.count("database unreachable") == 1, output
-        assert "database reachable again" in output, output
-        assert "Traceback" not in output, output
+        assert process.poll() is None and dispatch.poll() is None
+        wait_until(lambda: "database reachable again" in dispatch_log.read_text(), 10, "flask dispatch to see it back")
+        for output in (log.read_text(), dispatch_log.read_text()):
+            assert output.count("database unreachable") == 1, output  # one line per outage
+            assert output.count("database reachable again") == 1, output
+            assert "Traceback" not in output, output
 
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        assert process.returncode == 0, log.read_text()
+        for each, each_log in ((process, log), (dispatch, dispatch_log)):
+            each.send_signal(signal.SIGTERM)
+            each.wait(timeout=30)
+            assert each.returncode == 0, each_log.read_text()
     finally:
         if not pg_ready():
             pg_ctl(version, "start")
-        stop_all([process])
+        stop_all([process, dispatch])
         feeds.__exit__()
