@@ -23,7 +23,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -167,7 +167,7 @@ def _run_in_context(app: Flask, job: Job, lease: LeaderLease | None = None,
                 outage.succeeded()
             if result:
                 log.info("%s: %s", job.id, result)
-        except Exception as exc:  # noqa: BLE001 - logged; the job runs again at its next time
+        except Exception as exc:
             if outage is not None and is_database_outage(exc):
                 outage.failed(exc)
             else:
@@ -249,7 +249,7 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
         while not stop.is_set():
             try:
                 won = lease.claim()
-            except Exception as exc:  # noqa: BLE001 - whatever it is, retry: exiting stops every job
+            except Exception as exc:
                 if is_database_outage(exc):
                     wait = outage.failed(exc)
                 else:
@@ -283,10 +283,10 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
         logging.getLogger("alerts.receipts").removeFilter(quiet)
 
 
-def _now():  # noqa: ANN202
-    from datetime import datetime, timezone
+def _now():
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def main() -> None:

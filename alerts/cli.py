@@ -54,7 +54,7 @@ def _print_figures(alert: Alert) -> None:
     click.echo(f"SMS segments: {figures['sms_segments']}")
 
 
-def _break_glass_options(command):  # noqa: ANN001, ANN202
+def _break_glass_options(command):
     command = click.option("--reason", help="Why there is no second person (with --break-glass).")(command)
     return click.option("--break-glass", "break_glass", is_flag=True,
                         help="Send a whole-gmina or emergency message without a second person: flagged in "
@@ -217,7 +217,7 @@ def dispatch_command(once: bool) -> None:
     worker.join()
 
 
-def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:  # noqa: ANN001
+def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:
     """Run the dispatcher until `stop`; whatever escapes its own loop is retried with capped
     backoff, by a fresh dispatcher under the same name (the old one's pool is shut down)."""
     from alerts.dispatcher import Dispatcher
@@ -226,7 +226,7 @@ def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:  
     while not stop.is_set():
         try:
             dispatcher.run_forever(stop)
-        except Exception as exc:  # noqa: BLE001 - retried: exiting would stop every send
+        except Exception as exc:
             if is_database_outage(exc):
                 wait = outage.failed(exc)
             else:
@@ -241,7 +241,7 @@ def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:  
                 dispatcher = Dispatcher(app, worker_id=dispatcher.worker_id)
 
 
-def _probe_while_down(app, stop: threading.Event, outage) -> None:  # noqa: ANN001
+def _probe_while_down(app, stop: threading.Event, outage) -> None:
     """Until `stop`: while an outage is on, ask the database (SELECT 1) at the backoff's
     pace, so its end is noticed and logged even when nothing is waiting to be sent."""
     from sqlalchemy import text
@@ -254,10 +254,9 @@ def _probe_while_down(app, stop: threading.Event, outage) -> None:  # noqa: ANN0
         if not outage.ongoing:
             continue
         try:
-            with app.app_context():
-                with db.engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - only an outage is expected here
+            with app.app_context(), db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
             if not is_database_outage(exc):
                 raise
             wait = outage.failed(exc)

@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import flask
-import pytest
 from flask import Flask
 from sqlalchemy import select
 
