@@ -256,10 +256,12 @@ def _probe_while_down(app, stop: threading.Event, outage) -> None:
         try:
             with app.app_context(), db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            wait = outage.failed(exc)
+        except Exception as exc:  # the probe must never end the process
+            if is_database_outage(exc):
+                wait = outage.failed(exc)
+            else:
+                logging.getLogger("alerts.dispatcher").exception("database probe failed")
+                wait = outage.max_seconds
         else:
             outage.succeeded()
 
