@@ -167,7 +167,7 @@ def _run_in_context(app: Flask, job: Job, lease: LeaderLease | None = None,
                 outage.succeeded()
             if result:
                 log.info("%s: %s", job.id, result)
-        except Exception as exc:
+        except Exception as exc:  # logged; the job runs again at its next time
             if outage is not None and is_database_outage(exc):
                 outage.failed(exc)
             else:
@@ -249,7 +249,7 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
         while not stop.is_set():
             try:
                 won = lease.claim()
-            except Exception as exc:
+            except Exception as exc:  # whatever it is, retry: exiting stops every job
                 if is_database_outage(exc):
                     wait = outage.failed(exc)
                 else:

@@ -226,7 +226,7 @@ def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:
     while not stop.is_set():
         try:
             dispatcher.run_forever(stop)
-        except Exception as exc:
+        except Exception as exc:  # retried: exiting would stop every send
             if is_database_outage(exc):
                 wait = outage.failed(exc)
             else:
