@@ -84,6 +84,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Models must be imported before migrations or create_all look at the metadata.
     import alerts.gdpr  # noqa: F401  (adds a resident's messages to their data export)
     import alerts.models  # noqa: F401
+    import leader_lease  # noqa: F401  (the scheduler's lease)
     import staff.audit  # noqa: F401
     import staff.models  # noqa: F401
     import subscribers.models  # noqa: F401

@@ -257,6 +257,14 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # How often a standby scheduler checks whether the leader is gone (and the leader
         # checks that it still holds the lock).
         "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),
+        # --- scheduler leadership and database outages (scheduler.py, leader_lease.py) ---
+        # The leader's lease: a leader that dies or freezes is replaced within this plus
+        # SCHEDULER_POLL_SECONDS. Shorter means a faster takeover but more renewals (three
+        # per lease); keep it well above a database failover's length.
+        "SCHEDULER_LEASE_SECONDS": _float("SCHEDULER_LEASE_SECONDS", 30.0),
+        # While the database is unreachable, long-running processes retry with a backoff
+        # from 0.5 s doubling up to this (scheduler.py, flask dispatch).
+        "DB_RECONNECT_MAX_SECONDS": _float("DB_RECONNECT_MAX_SECONDS", 10.0),
         # --- staff ---
         # Approvers and admins must use a second factor (TOTP app) to sign in: on by default in
         # production (a stolen password alone must not send an alert), off in development/tests.

@@ -1,13 +1,16 @@
 """The one clock: ``python scheduler.py`` runs periodic jobs in a process of its own.
 
 APScheduler 3 job stores cannot be shared between processes, so exactly one scheduler may
-poll at a time. A second scheduler (started by mistake, or on a second machine) waits idle
-while the first holds the leader lock, and takes over when the first dies:
+poll at a time. Leadership is a lease in the database (leader_lease.py) that the leader
+renews three times per SCHEDULER_LEASE_SECONDS; a second scheduler (started by mistake, or
+on a second machine) stands by and takes the lease over when it runs out: after the leader
+died, hung, or was frozen. A leader that finds its lease gone stops leading at once, and its
+jobs check the lease before each run, so a leader woken from a freeze runs nothing.
 
-- PostgreSQL: a session-level advisory lock, held by one connection for the life of the
-  process; the server releases it when that connection dies.
-- SQLite: an exclusive ``flock`` on a file beside the database file (one lock per database,
-  like the advisory lock; SQLite is single-machine anyway).
+A database outage (a PostgreSQL restart, a cut network) stops nothing for good: the lease
+loop, every job and the dispatcher log it once, wait with capped backoff
+(DB_RECONNECT_MAX_SECONDS) and carry on when it is back; nothing is lost, because every step
+is a transaction.
 
 Every job runs in a fresh app context; a job that fails is logged and runs again next time;
 jobs run in a thread pool so a slow one never holds the others up.
@@ -15,26 +18,22 @@ jobs run in a thread pool so a slow one never holds the others up.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
+from datetime import UTC, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.pool import NullPool
+
+from db_outage import DatabaseOutage, QuietDuringOutage, is_database_outage
+from leader_lease import LeaderLease
 
 log = logging.getLogger("syrena.scheduler")
-
-# An arbitrary constant shared by every Syrena process: "the scheduler leader".
-ADVISORY_LOCK_KEY = 0x5359_5245  # "SYRE"
 
 
 @dataclass(frozen=True)
@@ -148,106 +147,48 @@ def jobs(app: Flask) -> list[Job]:
     ]
 
 
-class LeaderLock:
-    """Held by at most one scheduler process at a time (see module docstring)."""
+def _run_in_context(app: Flask, job: Job, lease: LeaderLease | None = None,
+                    outage: DatabaseOutage | None = None) -> None:
+    """Run one job in a fresh app context, if this process still leads (``lease``).
 
-    def __init__(self, database_url: str, lock_dir: Path) -> None:
-        self.database_url = database_url
-        database = make_url(database_url).database if database_url.startswith("sqlite") else None
-        if database and database != ":memory:":
-            self.lock_path = Path(f"{database}.scheduler-lock")
-        else:
-            self.lock_path = lock_dir / "scheduler.lock"
-        self._conn = None
-        self._engine = None
-        self._file = None
-
-    @property
-    def postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")
-
-    def try_acquire(self) -> bool:
-        if self.postgres:
-            if self._engine is None:
-                # NullPool: closing the connection must really close it, or the server keeps
-                # the session (and the lock) alive in the pool.
-                self._engine = create_engine(self.database_url, poolclass=NullPool)
-            conn = self._engine.connect()
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
-            conn.commit()
-            if got:
-                self._conn = conn
-                return True
-            conn.close()
-            return False
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.lock_path.open("a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            return False
-        self._file = fh
-        return True
-
-    def still_held(self) -> bool:
-        """False when the lock connection died (the server then released the lock)."""
-        if not self.postgres:
-            return self._file is not None
-        try:
-            assert self._conn is not None
-            self._conn.execute(text("SELECT 1"))
-            self._conn.commit()
-            return True
-        except Exception:  # noqa: BLE001 - any failure means we can no longer trust the lock
-            log.exception("lost the scheduler lock connection")
-            self.release()
-            return False
-
-    def release(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-                self._conn.commit()
-            except Exception:  # noqa: BLE001 - the connection may be dead already; closing frees it too
-                pass
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._conn = None
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-
-def _run_in_context(app: Flask, job: Job) -> None:
+    A leader that was frozen (SIGSTOP, a hung VM) wakes up with jobs overdue; the lease
+    check comes first, so none of them runs before the main loop has found out whether
+    another scheduler took over. A database outage is logged once (``outage``), any other
+    failure with its traceback; either way the job runs again at its next time."""
     from db import db
 
+    if lease is not None and not lease.held():
+        log.debug("job %s skipped: this scheduler does not hold the lease now", job.id)
+        return
     with app.app_context():
         try:
             result = job.func()
+            if outage is not None:
+                outage.succeeded()
             if result:
                 log.info("%s: %s", job.id, result)
-        except Exception:  # noqa: BLE001 - logged; the job runs again at its next time
-            log.exception("job %s failed", job.id)
-            db.session.rollback()
+        except Exception as exc:  # logged; the job runs again at its next time
+            if outage is not None and is_database_outage(exc):
+                outage.failed(exc)
+            else:
+                log.exception("job %s failed", job.id)
+            try:
+                db.session.rollback()
+            except Exception:  # noqa: BLE001 - the connection is gone; remove() discards it
+                pass
         finally:
             db.session.remove()
 
 
-def build_scheduler(app: Flask, job_list: list[Job]) -> BackgroundScheduler:
+def build_scheduler(app: Flask, job_list: list[Job], lease: LeaderLease | None = None,
+                    outage: DatabaseOutage | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=max(4, len(job_list) + 1))},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         timezone="UTC",
     )
     for job in job_list:
-        scheduler.add_job(_run_in_context, "interval", args=(app, job), id=job.id, name=job.id,
+        scheduler.add_job(_run_in_context, "interval", args=(app, job, lease, outage), id=job.id, name=job.id,
                           seconds=job.seconds, jitter=job.jitter or None, next_run_time=None)
     return scheduler
 
@@ -261,47 +202,91 @@ def _start_dispatcher(app: Flask, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+class _Leading:
+    """What the leader runs: the jobs' clock, and a dispatcher beside it."""
+
+    def __init__(self, app: Flask, job_list: list[Job], lease: LeaderLease, outage: DatabaseOutage,
+                 with_dispatcher: bool) -> None:
+        self.scheduler = build_scheduler(app, job_list, lease, outage)
+        self.scheduler.start()
+        # Run every job once at start, then on its interval.
+        for job in self.scheduler.get_jobs():
+            job.modify(next_run_time=_now())
+        self.dispatching = threading.Event()
+        self.dispatcher = _start_dispatcher(app, self.dispatching) if with_dispatcher else None
+
+    def stop(self) -> None:
+        self.dispatching.set()
+        if self.dispatcher is not None:
+            self.dispatcher.join(timeout=60)
+        self.scheduler.shutdown(wait=True)
+
+
 def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
         on_leader: Callable[[], None] | None = None, with_dispatcher: bool = True) -> None:
-    """Wait for the leader lock, run the jobs (and a dispatcher) while holding it, stop when
-    `stop` is set. More dispatchers can run beside it with `flask dispatch`."""
-    lock = LeaderLock(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
+    """Take or renew the lease in a loop; run the jobs (and a dispatcher) while holding it;
+    stop when `stop` is set. More dispatchers can run beside it with `flask dispatch`.
+
+    A standby tries every `poll_lock_seconds`; so a dead or frozen leader is replaced within
+    SCHEDULER_LEASE_SECONDS + `poll_lock_seconds`. Never exits on a database error."""
+    from db import db
+
+    with app.app_context():
+        engine = db.engine
+    lease = LeaderLease(engine, app.config["SCHEDULER_LEASE_SECONDS"])
+    outage = DatabaseOutage("scheduler", app.config["DB_RECONNECT_MAX_SECONDS"])
+    # The dispatcher's cycle logs each failure with a traceback, every second: one line per
+    # outage is enough.
+    quiet = QuietDuringOutage(outage)
+    logging.getLogger("alerts.dispatcher").addFilter(quiet)
+    logging.getLogger("alerts.receipts").addFilter(quiet)
+    # Three renewals per lease: one slow or lost renewal does not cost the lead.
+    renew_every = min(poll_lock_seconds, lease.seconds / 3)
     job_list = jobs(app)
+    leading: _Leading | None = None
     standing_by = False
     try:
         while not stop.is_set():
-            if not lock.try_acquire():
-                if not standing_by:  # once, not every poll
-                    log.info("another scheduler holds the lock; standing by")
-                    standing_by = True
-                stop.wait(poll_lock_seconds)
+            try:
+                won = lease.claim()
+            except Exception as exc:  # whatever it is, retry: exiting stops every job
+                if is_database_outage(exc):
+                    wait = outage.failed(exc)
+                else:
+                    log.exception("could not take or renew the scheduler lease")
+                    wait = poll_lock_seconds
+                # A leader keeps its clock and dispatcher running: the jobs check the lease
+                # themselves and pause when it runs out; several dispatchers may run anyway.
+                stop.wait(min(wait, renew_every) if leading else wait)
                 continue
-            standing_by = False
-            log.info("scheduler lock acquired; running %d jobs", len(job_list))
-            if on_leader:
-                on_leader()
-            scheduler = build_scheduler(app, job_list)
-            scheduler.start()
-            # Run every job once at start, then on its interval.
-            for job in scheduler.get_jobs():
-                job.modify(next_run_time=_now())
-            dispatching = threading.Event()
-            dispatcher = _start_dispatcher(app, dispatching) if with_dispatcher else None
-            while not stop.wait(poll_lock_seconds):
-                if not lock.still_held():
-                    break
-            dispatching.set()
-            if dispatcher is not None:
-                dispatcher.join(timeout=60)
-            scheduler.shutdown(wait=True)
+            outage.succeeded()
+            if won and leading is None:
+                standing_by = False
+                log.info("scheduler lease acquired; running %d jobs", len(job_list))
+                if on_leader:
+                    on_leader()
+                leading = _Leading(app, job_list, lease, outage, with_dispatcher)
+            elif not won:
+                if leading is not None:
+                    log.warning("another scheduler took the lease over; this one stops leading")
+                    leading.stop()
+                    leading = None
+                if not standing_by:  # once, not every poll
+                    log.info("another scheduler holds the lease; standing by")
+                    standing_by = True
+            stop.wait(renew_every if leading else poll_lock_seconds)
     finally:
-        lock.release()
+        if leading is not None:
+            leading.stop()
+        lease.release()
+        logging.getLogger("alerts.dispatcher").removeFilter(quiet)
+        logging.getLogger("alerts.receipts").removeFilter(quiet)
 
 
-def _now():  # noqa: ANN202
-    from datetime import datetime, timezone
+def _now():
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def main() -> None:

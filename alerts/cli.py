@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from datetime import datetime, timedelta
@@ -53,7 +54,7 @@ def _print_figures(alert: Alert) -> None:
     click.echo(f"SMS segments: {figures['sms_segments']}")
 
 
-def _break_glass_options(command):  # noqa: ANN001, ANN202
+def _break_glass_options(command):
     command = click.option("--reason", help="Why there is no second person (with --break-glass).")(command)
     return click.option("--break-glass", "break_glass", is_flag=True,
                         help="Send a whole-gmina or emergency message without a second person: flagged in "
@@ -197,11 +198,72 @@ def dispatch_command(once: bool) -> None:
     stop = threading.Event()
     import signal
 
+    from db_outage import DatabaseOutage, QuietDuringOutage
+
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # A database outage must not end the process (sending would stop until someone noticed):
+    # one line when it starts and one when it ends, instead of a traceback every second.
+    outage = DatabaseOutage("dispatch", app.config["DB_RECONNECT_MAX_SECONDS"])
+    quiet = QuietDuringOutage(outage)
+    for name in ("alerts.dispatcher", "alerts.receipts"):
+        logging.getLogger(name).addFilter(quiet)
+    worker = threading.Thread(target=_keep_dispatching, args=(app, dispatcher, stop, outage), name="dispatch")
+    worker.start()
     try:
-        dispatcher.run_forever(stop)
+        _probe_while_down(app, stop, outage)
     except KeyboardInterrupt:
         stop.set()
+    worker.join()
+
+
+def _keep_dispatching(app, dispatcher, stop: threading.Event, outage) -> None:
+    """Run the dispatcher until `stop`; whatever escapes its own loop is retried with capped
+    backoff, by a fresh dispatcher under the same name (the old one's pool is shut down)."""
+    from alerts.dispatcher import Dispatcher
+    from db_outage import is_database_outage
+
+    while not stop.is_set():
+        try:
+            dispatcher.run_forever(stop)
+        except Exception as exc:  # retried: exiting would stop every send
+            if is_database_outage(exc):
+                wait = outage.failed(exc)
+            else:
+                logging.getLogger("alerts.dispatcher").exception("dispatcher loop failed; restarting it")
+                wait = outage.max_seconds
+            try:
+                dispatcher.close()
+            except Exception:  # noqa: BLE001 - already shut down
+                pass
+            stop.wait(wait)
+            with app.app_context():
+                dispatcher = Dispatcher(app, worker_id=dispatcher.worker_id)
+
+
+def _probe_while_down(app, stop: threading.Event, outage) -> None:
+    """Until `stop`: while an outage is on, ask the database (SELECT 1) at the backoff's
+    pace, so its end is noticed and logged even when nothing is waiting to be sent."""
+    from sqlalchemy import text
+
+    from db_outage import is_database_outage
+
+    wait = 0.5
+    while not stop.wait(wait):
+        wait = 0.5
+        if not outage.ongoing:
+            continue
+        try:
+            with app.app_context(), db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # the probe must never end the process
+            if is_database_outage(exc):
+                wait = outage.failed(exc)
+            else:
+                logging.getLogger("alerts.dispatcher").exception("database probe failed")
+                wait = outage.max_seconds
+        else:
+            outage.succeeded()
 
 
 def local_time(value: datetime | None) -> str:

@@ -36,7 +36,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     base = make_url(url)
     name = f"{base.database}_syrena_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    # pre_ping: a PostgreSQL restart during the run (tests/test_scheduler_outages.py) must not
+    # leave a dead pooled connection for the final DROP DATABASE.
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))

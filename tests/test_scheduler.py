@@ -8,23 +8,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import flask
-import pytest
 from flask import Flask
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 import scheduler
 from db import db, utcnow
-from scheduler import ADVISORY_LOCK_KEY, Job, LeaderLock
+from leader_lease import LeaderLease, LeaderLeaseRow
+from scheduler import Job
 from subscribers.models import RateCounter
 
 ROOT = Path(__file__).resolve().parents[1]
-ACQUIRED = "scheduler lock acquired"
-STANDING_BY = "another scheduler holds the lock; standing by"
+ACQUIRED = "scheduler lease acquired"
+STANDING_BY = "another scheduler holds the lease; standing by"
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -44,6 +45,8 @@ def scheduler_env(app: Flask) -> dict[str, str]:
         # No feed polls from these schedulers: nothing may reach the internet in tests.
         "FEEDS": "none",
         "SCHEDULER_POLL_SECONDS": "1",
+        # A dead leader is replaced within the lease plus one poll: seconds, not half a minute.
+        "SCHEDULER_LEASE_SECONDS": "3",
     })
     return env
 
@@ -93,13 +96,6 @@ def is_postgres(url: str) -> bool:
     return url.startswith("postgresql")
 
 
-def close(*locks: LeaderLock) -> None:
-    for lock in locks:
-        lock.release()
-        if lock._engine is not None:  # the lock's own pool: dispose it or its connections linger
-            lock._engine.dispose()
-
-
 # --- two real scheduler processes ------------------------------------------------------------
 
 
@@ -145,11 +141,11 @@ def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first
         processes[leader].send_signal(signal.SIGKILL)
         processes[leader].wait(timeout=10)
         assert processes[leader].returncode == -signal.SIGKILL
-        took = wait_until(lambda: ACQUIRED in read[standby](), 15, "the standby to take the lock over")
+        took = wait_until(lambda: ACQUIRED in read[standby](), 15, "the standby to take the lease over")
         wait_until(lambda: "housekeeping:" in read[standby](), 10, "the new leader's housekeeping")
         assert "housekeeping: purged 1 rate counters" in read[standby](), read[standby]()
         assert rate_counters() == []
-        assert took < 15
+        assert took < 3 + 1 + 2, f"the lease (3 s) and one poll (1 s) bound the takeover, took {took:.1f} s"
         wait_until(lambda: feeds.count(METEO) == 2, 10, "the new leader's IMGW poll")
 
         # A clean stop: SIGTERM ends the new leader (its jobs and dispatcher) with exit code 0.
@@ -161,64 +157,88 @@ def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first
         feeds.__exit__()
 
 
-# --- the leader lock in-process --------------------------------------------------------------
+# --- the leader lease in-process --------------------------------------------------------------
 
 
-def holders(url: str) -> list[int]:
-    """PostgreSQL backends holding the scheduler's advisory lock in this database."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                " AND classid = 0 AND objid = :k AND objsubid = 1"), {"k": ADVISORY_LOCK_KEY}).scalars().all()
-    finally:
-        engine.dispose()
+def claim_all_at_once(leases: list[LeaderLease]) -> list[bool]:
+    """Every lease claims at the same moment, each from a thread of its own."""
+    barrier = threading.Barrier(len(leases))
+    results: list[bool | None] = [None] * len(leases)
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        results[i] = leases[i].claim()
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(leases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert None not in results, "a claim did not finish"
+    return results  # type: ignore[return-value]
 
 
-def terminate(url: str, pid: int) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-    finally:
-        engine.dispose()
+def lease_row() -> LeaderLeaseRow | None:
+    db.session.expire_all()
+    return db.session.get(LeaderLeaseRow, "scheduler")
 
 
-def test_a_scheduler_started_by_mistake_stays_idle(database_url, tmp_path, caplog):
-    first, second = LeaderLock(database_url, tmp_path), LeaderLock(database_url, tmp_path)
-    try:
-        assert first.try_acquire()
-        assert not second.try_acquire()
-        assert not second.try_acquire(), "asking again changes nothing"
-        assert first.still_held()
-        if not is_postgres(database_url):
-            return
-        # The holder's connection dies (a crashed host, a restarted pooler...): the server
-        # releases the lock, the one standing by takes it, and the old holder notices.
-        [pid] = holders(database_url)
-        terminate(database_url, pid)
-        wait_until(second.try_acquire, 10, "the lock of a terminated connection to be free")
-        assert holders(database_url) != [pid]
-        with caplog.at_level(logging.ERROR, logger="syrena.scheduler"):
-            assert not first.still_held()
-        assert "lost the scheduler lock connection" in caplog.text
-        assert not first.try_acquire(), "the old holder must now stand by"
-    finally:
-        close(first, second)
+def test_a_scheduler_started_by_mistake_stays_idle(app):
+    first, second = LeaderLease(db.engine, 30), LeaderLease(db.engine, 30)
+    assert first.claim() and first.held()
+    assert not second.claim() and not second.held()
+    assert not second.claim(), "asking again changes nothing"
+    assert first.claim(), "the holder renews"
+    row = lease_row()
+    assert row is not None and row.holder == first.holder
+    assert row.expires_at > utcnow() + timedelta(seconds=25)
 
 
-def test_a_scheduler_that_stops_hands_the_lock_to_the_one_standing_by(database_url, tmp_path):
-    first, second = LeaderLock(database_url, tmp_path), LeaderLock(database_url, tmp_path)
-    try:
-        assert first.try_acquire()
-        assert not second.try_acquire()
-        first.release()
-        assert second.try_acquire()
-        assert not first.try_acquire()
-    finally:
-        close(first, second)
+def test_a_lease_that_runs_out_goes_to_the_one_standing_by_and_the_old_holder_knows_it(app):
+    first, second = LeaderLease(db.engine, 0.5), LeaderLease(db.engine, 0.5)
+    assert first.claim()
+    assert not second.claim()
+    time.sleep(0.6)  # the holder is frozen, hung or cut off: no renewal
+    assert not first.held(), "the holder stops trusting its lease on its own clock"
+    assert second.claim() and second.held()
+    assert not first.claim(), "the old holder must now stand by"
+    assert not first.held()
+    assert lease_row().holder == second.holder
+
+
+def test_the_holder_trusts_its_lease_for_less_than_the_others_wait(app):
+    first = LeaderLease(db.engine, 4.0)
+    assert first.claim()
+    time.sleep(3.7)
+    # Past nine tenths of the lease: the holder has stopped acting on it, and the others
+    # still see it valid (the margin is for clocks a little apart).
+    assert not first.held()
+    assert not LeaderLease(db.engine, 4.0).claim()
+
+
+def test_a_scheduler_that_stops_hands_the_lease_to_the_one_standing_by(app):
+    first, second = LeaderLease(db.engine, 30), LeaderLease(db.engine, 30)
+    assert first.claim()
+    assert not second.claim()
+    first.release()
+    assert not first.held()
+    assert second.claim()
+    assert not first.claim()
+    second.release()
+    second.release()  # twice is harmless
+    assert lease_row() is None
+
+
+def test_only_one_of_many_schedulers_takes_a_free_or_expired_lease_at_once(app):
+    leases = [LeaderLease(db.engine, 0.5) for _ in range(20)]
+    won = claim_all_at_once(leases)
+    assert won.count(True) == 1, won
+    leader = leases[won.index(True)]
+    assert lease_row().holder == leader.holder
+    time.sleep(0.6)  # it expires: all twenty race for it again
+    won = claim_all_at_once(leases)
+    assert won.count(True) == 1, won
+    assert lease_row().holder == leases[won.index(True)].holder
 
 
 # --- jobs ------------------------------------------------------------------------------------
