@@ -298,6 +298,8 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # How far the provider's clock may be off ours: reconciliation after a crash looks this
         # much further back than the claim for messages the dead dispatcher handed over.
         "DISPATCH_CLOCK_SKEW_SECONDS": _int("DISPATCH_CLOCK_SKEW_SECONDS", 600),
+        # How often a running dispatcher looks for expired leases and timed-out sends to settle.
+        "DISPATCH_RECONCILE_SECONDS": _float("DISPATCH_RECONCILE_SECONDS", 10.0),
     }
 
 

@@ -143,6 +143,7 @@ class Dispatcher:
         # Renew the lease on our batch three times per stale period: a late renewal or two
         # (a busy database) still leaves the lease unexpired.
         self.renew_every = max(0.1, float(cfg.get("DISPATCH_STALE_SECONDS", 120)) / 3)
+        self.reconcile_every = float(cfg.get("DISPATCH_RECONCILE_SECONDS", 10))
         self.max_age = timedelta(hours=float(cfg.get("DISPATCH_MAX_AGE_HOURS", 24)))
         self.concurrency = int(cfg.get("DISPATCH_CONCURRENCY", 32))
         self.retry_base = float(cfg.get("DISPATCH_RETRY_BASE_SECONDS", 5))
@@ -480,7 +481,7 @@ class Dispatcher:
         last_reconcile = 0.0
         while not stop.is_set():
             try:
-                if time.monotonic() - last_reconcile > 10:
+                if time.monotonic() - last_reconcile > self.reconcile_every:
                     with self.app.app_context():
                         reconcile_stuck()
                         db.session.remove()
