@@ -154,6 +154,8 @@ class Dispatcher:
         with app.app_context():
             # The pool threads re-read residents through it (they have no app context).
             self.engine = db.engine
+        self.check_lock = threading.Lock()
+        self.check_conn: Any = None
         self.limits = {"sms": RateLimiter(float(cfg.get("SMS_RATE_PER_SECOND", 10))),
                        "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100)))}
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send")
@@ -273,14 +275,27 @@ class Dispatcher:
     def still_wanted(self, job: Job) -> bool:
         """The resident is still active, read from the database just now.
 
-        One primary-key read on a short connection of its own, right before the provider
-        call (after the rate limiter's wait): an opt-out committed before this read stops
-        the message, however long the batch has been out.
+        One primary-key read in a transaction of its own, right before the provider call
+        (after the rate limiter's wait): an opt-out committed before this read stops the
+        message, however long the batch has been out. The sending threads share one
+        connection, taking turns (a read is well under a millisecond): 32 threads each
+        checking out a pooled connection would overflow the pool and open new ones.
         """
         if job.subscriber_id is None:
             return False
-        with self.engine.connect() as conn:
-            status = conn.execute(select(Subscriber.status).where(Subscriber.id == job.subscriber_id)).scalar()
+        with self.check_lock:
+            if self.check_conn is None:
+                self.check_conn = self.engine.connect()
+            try:
+                with self.check_conn.begin():
+                    status = self.check_conn.execute(
+                        select(Subscriber.status).where(Subscriber.id == job.subscriber_id)).scalar()
+            except Exception:
+                # A broken connection (the database restarted): the next check opens another.
+                self.check_conn.invalidate()
+                self.check_conn.close()
+                self.check_conn = None
+                raise
         return status == ACTIVE
 
     def send(self, job: Job) -> Outcome:
@@ -446,7 +461,8 @@ class Dispatcher:
                 to_send = [j for j in jobs if not j.skip]
                 skipped = [j for j in jobs if j.skip]
                 done = threading.Event()
-                renewer = threading.Thread(target=self.renew_leases, args=(done,), name="lease", daemon=True)
+                renewer = threading.Thread(target=self.renew_leases, args=([j.delivery_id for j in to_send], done),
+                                           name="lease", daemon=True)
                 renewer.start()
                 try:
                     outcomes = list(self.pool.map(self.send, to_send))
@@ -458,17 +474,18 @@ class Dispatcher:
             finally:
                 db.session.remove()
 
-    def renew_leases(self, done: threading.Event) -> None:
-        """Runs beside a batch: renews the lease on every row this dispatcher still holds.
+    def renew_leases(self, ids: list[int], done: threading.Event) -> None:
+        """Runs beside a batch: renews the lease on the batch's rows this dispatcher still holds.
 
-        One UPDATE per renewal (status 'sending' is a range of ix_delivery_claim); rows a
+        One UPDATE by primary key per renewal. Only this batch: a row an earlier cycle failed
+        to record must expire and be reconciled, not be kept alive by later batches. Rows a
         callback moved on or the reconciler took over are no longer ours and not renewed.
         """
         table = Delivery.__table__
-        while not done.wait(self.renew_every):
+        while ids and not done.wait(self.renew_every):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(update(table).where(table.c.status == SENDING,
+                    conn.execute(update(table).where(table.c.id.in_(ids), table.c.status == SENDING,
                                                      table.c.claimed_by == self.worker_id)
                                  .values(lease_renewed_at=utcnow()))
             except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease has slack
@@ -492,7 +509,14 @@ class Dispatcher:
                 handled = 0
             if not handled:
                 stop.wait(idle_seconds)
-        self.pool.shutdown(wait=True)
+        self.close()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self._close_check_conn()
+
+    def _close_check_conn(self) -> None:
+        with self.check_lock:
+            if self.check_conn is not None:
+                self.check_conn.close()
+                self.check_conn = None
