@@ -292,10 +292,22 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "DISPATCH_CONCURRENCY": _int("DISPATCH_CONCURRENCY", 32),
         "DISPATCH_RETRY_BASE_SECONDS": _float("DISPATCH_RETRY_BASE_SECONDS", 5.0),
         "DISPATCH_RETRY_MAX_SECONDS": _float("DISPATCH_RETRY_MAX_SECONDS", 600.0),
+        # Attempts that ended in an ambiguous error (a timeout) before a delivery fails;
+        # plain transient errors (5xx, 429) are retried for as long as the alert is valid.
         "DISPATCH_MAX_ATTEMPTS": _int("DISPATCH_MAX_ATTEMPTS", 8),
-        # A delivery still 'sending' after this long belongs to a dead dispatcher: reconcile it.
+        # A claim whose lease was not renewed for this long belongs to a dead dispatcher:
+        # reconcile it (a live dispatcher renews its lease every third of this).
         "DISPATCH_STALE_SECONDS": _int("DISPATCH_STALE_SECONDS", 120),
         "DISPATCH_UNCERTAIN_SECONDS": _int("DISPATCH_UNCERTAIN_SECONDS", 30),
+        # --- delivery that outlives outages (issue 10) ---
+        # An alert without an end is retried through transient provider errors for this long
+        # after it was published (an alert with an end: until its end).
+        "DISPATCH_MAX_AGE_HOURS": _float("DISPATCH_MAX_AGE_HOURS", 24.0),
+        # How far the provider's clock may be off ours: reconciliation after a crash looks this
+        # much further back than the claim for messages the dead dispatcher handed over.
+        "DISPATCH_CLOCK_SKEW_SECONDS": _int("DISPATCH_CLOCK_SKEW_SECONDS", 600),
+        # How often a running dispatcher looks for expired leases and timed-out sends to settle.
+        "DISPATCH_RECONCILE_SECONDS": _float("DISPATCH_RECONCILE_SECONDS", 10.0),
     }
 
 

@@ -10,6 +10,14 @@ One cycle:
    each channel's rate limit.
 3. Record every outcome in one transaction (bulk UPDATE + delivery events).
 
+A claim is a lease: while its batch is out, the dispatcher renews `lease_renewed_at` on the
+rows it still holds every third of DISPATCH_STALE_SECONDS, so a slow but live batch is
+never taken for a dead one. Right before each provider call the resident's state is read
+again, so an opt-out committed during a long (rate-limited) send stops their message.
+Transient provider errors (5xx, 429, connection failures) are retried with capped backoff
+for as long as the alert is valid; only a permanent error or the end of validity ends a
+delivery, and a 429 does not count as an attempt.
+
 Guarantee (see README, "Delivery guarantee"): every matching resident gets each message
 at least once per channel, and -- provided the provider can be asked what it sent --
 exactly once, even when a dispatcher is killed at any point: rows left in 'sending' (or
@@ -32,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from alerts import render
 from alerts.outbox import QUIET_HOURS_MIN_PRIORITY
@@ -111,6 +119,7 @@ class Outcome:
     segments: int | None = None
     error: ProviderError | None = None
     gone_endpoints: tuple[str, ...] = ()
+    left: bool = False  # the resident left while the batch was out: nothing was sent
 
 
 def worker_name() -> str:
@@ -131,10 +140,22 @@ class Dispatcher:
             # take its last rows for a dead dispatcher's and queue them again.
             stale = float(cfg.get("DISPATCH_STALE_SECONDS", 120))
             self.batch_size = max(1, min(self.batch_size, int(sms_rate * stale / 2)))
+        # Renew the lease on our batch three times per stale period: a late renewal or two
+        # (a busy database) still leaves the lease unexpired.
+        self.renew_every = max(0.1, float(cfg.get("DISPATCH_STALE_SECONDS", 120)) / 3)
+        self.reconcile_every = float(cfg.get("DISPATCH_RECONCILE_SECONDS", 10))
+        self.max_age = timedelta(hours=float(cfg.get("DISPATCH_MAX_AGE_HOURS", 24)))
         self.concurrency = int(cfg.get("DISPATCH_CONCURRENCY", 32))
         self.retry_base = float(cfg.get("DISPATCH_RETRY_BASE_SECONDS", 5))
         self.retry_cap = float(cfg.get("DISPATCH_RETRY_MAX_SECONDS", 600))
+        # No longer ends a delivery (transient errors are retried while the alert is valid):
+        # past this many attempts each retry is logged as a warning, for the operators.
         self.max_attempts = int(cfg.get("DISPATCH_MAX_ATTEMPTS", 8))
+        with app.app_context():
+            # The pool threads re-read residents through it (they have no app context).
+            self.engine = db.engine
+        self.check_lock = threading.Lock()
+        self.check_conn: Any = None
         self.limits = {"sms": RateLimiter(float(cfg.get("SMS_RATE_PER_SECOND", 10))),
                        "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100)))}
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send")
@@ -169,7 +190,7 @@ class Dispatcher:
         stmt = (
             update(Delivery.__table__)
             .where(Delivery.__table__.c.id.in_(due.scalar_subquery()))
-            .values(status=SENDING, claimed_at=now, claimed_by=self.worker_id,
+            .values(status=SENDING, claimed_at=now, claimed_by=self.worker_id, lease_renewed_at=now,
                     attempts=Delivery.__table__.c.attempts + 1, updated_at=now)
             .returning(Delivery.__table__.c.id)
         )
@@ -214,7 +235,7 @@ class Dispatcher:
             if alert.status in (CANCELLED, UPDATED):
                 job.skip = (SKIPPED, "superseded")
                 continue
-            if alert.status == EXPIRED or (alert.expires_at is not None and alert.expires_at <= now):
+            if alert.status == EXPIRED or self.deadline(alert) <= now:
                 job.skip = (DELIVERY_EXPIRED, "alert expired before sending")
                 continue
             key = (alert.id, job.language)
@@ -244,9 +265,48 @@ class Dispatcher:
                     push_cache[key] = render.push_message(alert, job.language)
                 job.push = push_cache[key]
 
+    def deadline(self, alert: Alert) -> datetime:
+        """Until when a delivery of `alert` may still go out: its end, or, for an alert
+        without one, DISPATCH_MAX_AGE_HOURS after it was published."""
+        if alert.expires_at is not None:
+            return alert.expires_at
+        return (alert.published_at or alert.created_at) + self.max_age
+
+    def still_wanted(self, job: Job) -> bool:
+        """The resident is still active, read from the database just now.
+
+        One primary-key read in a transaction of its own, right before the provider call
+        (after the rate limiter's wait): an opt-out committed before this read stops the
+        message, however long the batch has been out. The sending threads share one
+        connection, taking turns (a read is well under a millisecond): 32 threads each
+        checking out a pooled connection would overflow the pool and open new ones.
+        """
+        if job.subscriber_id is None:
+            return False
+        with self.check_lock:
+            if self.check_conn is None:
+                self.check_conn = self.engine.connect()
+            try:
+                with self.check_conn.begin():
+                    status = self.check_conn.execute(
+                        select(Subscriber.status).where(Subscriber.id == job.subscriber_id)).scalar()
+            except Exception:
+                # A broken connection (the database restarted): the next check opens another.
+                self.check_conn.invalidate()
+                self.check_conn.close()
+                self.check_conn = None
+                raise
+        return status == ACTIVE
+
     def send(self, job: Job) -> Outcome:
-        """Runs in a pool thread: talks to one provider, never to the database."""
+        """Runs in a pool thread: re-reads the resident's state, then talks to one provider."""
         self.limits[job.channel].acquire()
+        try:
+            if not self.still_wanted(job):
+                return Outcome(job, left=True)
+        except Exception as exc:  # noqa: BLE001 - the database is away: retry later, send nothing
+            return Outcome(job, error=ProviderError(f"could not re-check the resident: {exc}"[:300],
+                                                    reason="unavailable"))
         if job.channel == "sms":
             assert job.sms is not None
             try:
@@ -293,10 +353,19 @@ class Dispatcher:
             changes.append({"id": job.delivery_id, "status": status, "error": reason, "updated_at": now})
             events.append({"delivery_id": job.delivery_id, "source": "dispatcher", "status": status,
                            "detail": reason, "received_at": now})
+        sent: list[dict[str, Any]] = []
         for o in outcomes:
             job = o.job
             gone_push.extend(o.gone_endpoints)
+            if o.left:
+                changes.append({"id": job.delivery_id, "status": SKIPPED, "error": "resident left",
+                                "updated_at": now})
+                events.append({"delivery_id": job.delivery_id, "source": "dispatcher", "status": SKIPPED,
+                               "detail": "resident left during the send", "received_at": now})
+                continue
             if o.error is None:
+                sent.append({"b_id": job.delivery_id, "b_ref": o.provider_ref, "b_segments": o.segments,
+                             "b_now": now})
                 changes.append({"id": job.delivery_id, "status": SENT, "provider_ref": o.provider_ref,
                                 "segments": o.segments, "sent_at": now, "updated_at": now,
                                 "error": None, "error_code": None})
@@ -316,14 +385,19 @@ class Dispatcher:
             elif getattr(err, "ambiguous", False):
                 # The provider may have taken it: reconcile before any resend (no duplicates).
                 change["status"] = UNCERTAIN
-            elif job.attempts >= self.max_attempts:
-                change["status"] = FAILED
             else:
+                # Transient: retried for as long as the alert is valid, however many times.
                 at = now + timedelta(seconds=self.backoff(job.attempts, err.retry_after))
-                if job.alert.expires_at is not None and at >= job.alert.expires_at:
+                if at >= self.deadline(job.alert):
                     change["status"] = DELIVERY_EXPIRED
                 else:
                     change.update(status=PENDING, next_attempt_at=at)
+                    if err.reason == "rate_limited":
+                        # Twilio never processed a 429: it is not an attempt.
+                        change["attempts"] = max(0, job.attempts - 1)
+                    elif job.attempts >= self.max_attempts:
+                        log.warning("delivery %s: attempt %d failed transiently (%s); retrying until %s",
+                                    job.delivery_id, job.attempts, err, self.deadline(job.alert))
             changes.append(change)
             events.append({"delivery_id": job.delivery_id, "source": "send", "status": change["status"],
                            "error_code": code, "detail": str(err)[:500], "received_at": now})
@@ -337,6 +411,17 @@ class Dispatcher:
                            table.c.claimed_by == self.worker_id)
                     .values({k: bindparam(f"b_{k}") for k in keys if k != "id"}))
             db.session.execute(stmt, [{f"b_{k}": v for k, v in c.items()} for c in same])
+        if sent:
+            # A status callback can overtake this record and move a row on ('delivered') before
+            # it: fill what the callback could not know, keep what it set (sent_at, the SID).
+            db.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"), table.c.status != SENDING,
+                       table.c.claimed_by == self.worker_id)
+                .values(provider_ref=func.coalesce(table.c.provider_ref, bindparam("b_ref")),
+                        segments=func.coalesce(table.c.segments, bindparam("b_segments")),
+                        sent_at=func.coalesce(table.c.sent_at, bindparam("b_now"))),
+                sent)
         if events:
             db.session.execute(insert(DeliveryEvent), [
                 {"provider_ref": None, "error_code": None, "detail": None, **e} for e in events])
@@ -375,11 +460,36 @@ class Dispatcher:
                 self.prepare(jobs, now)
                 to_send = [j for j in jobs if not j.skip]
                 skipped = [j for j in jobs if j.skip]
-                outcomes = list(self.pool.map(self.send, to_send))
+                done = threading.Event()
+                renewer = threading.Thread(target=self.renew_leases, args=([j.delivery_id for j in to_send], done),
+                                           name="lease", daemon=True)
+                renewer.start()
+                try:
+                    outcomes = list(self.pool.map(self.send, to_send))
+                finally:
+                    done.set()
+                    renewer.join()
                 self.record(outcomes, skipped, utcnow())
                 return len(ids)
             finally:
                 db.session.remove()
+
+    def renew_leases(self, ids: list[int], done: threading.Event) -> None:
+        """Runs beside a batch: renews the lease on the batch's rows this dispatcher still holds.
+
+        One UPDATE by primary key per renewal. Only this batch: a row an earlier cycle failed
+        to record must expire and be reconciled, not be kept alive by later batches. Rows a
+        callback moved on or the reconciler took over are no longer ours and not renewed.
+        """
+        table = Delivery.__table__
+        while ids and not done.wait(self.renew_every):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(update(table).where(table.c.id.in_(ids), table.c.status == SENDING,
+                                                     table.c.claimed_by == self.worker_id)
+                                 .values(lease_renewed_at=utcnow()))
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease has slack
+                log.exception("renewing the lease on our batch failed")
 
     def run_forever(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
         from alerts.receipts import reconcile_stuck
@@ -388,7 +498,7 @@ class Dispatcher:
         last_reconcile = 0.0
         while not stop.is_set():
             try:
-                if time.monotonic() - last_reconcile > 10:
+                if time.monotonic() - last_reconcile > self.reconcile_every:
                     with self.app.app_context():
                         reconcile_stuck()
                         db.session.remove()
@@ -399,7 +509,14 @@ class Dispatcher:
                 handled = 0
             if not handled:
                 stop.wait(idle_seconds)
-        self.pool.shutdown(wait=True)
+        self.close()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self._close_check_conn()
+
+    def _close_check_conn(self) -> None:
+        with self.check_lock:
+            if self.check_conn is not None:
+                self.check_conn.close()
+                self.check_conn = None

@@ -190,6 +190,9 @@ class Delivery(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # The claim is a lease: its owner renews this while it is still sending the row, and only
+    # a lease left unrenewed for DISPATCH_STALE_SECONDS is taken for a dead dispatcher's.
+    lease_renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     error_code: Mapped[str | None] = mapped_column(String(16))

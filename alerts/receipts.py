@@ -5,10 +5,14 @@
   order: 'sent' after 'delivered' changes nothing).
 - ``poll_statuses`` asks the provider about deliveries left without a final status,
   because Twilio retries a failed callback only once.
-- ``reconcile_stuck`` settles deliveries a dead dispatcher left in 'sending' (or that timed
-  out as 'uncertain'): it asks the provider what it sent to that number since the claim
-  and marks the delivery sent when it finds the same text, or queues it again when it
-  does not. This is what keeps a kill -9 from texting anyone twice.
+- ``reconcile_stuck`` settles deliveries a dead dispatcher left in 'sending' (their lease
+  unrenewed for DISPATCH_STALE_SECONDS) or that timed out as 'uncertain'. A delivery whose
+  own reference came back already (a status callback carries ``?d=<delivery id>``, which
+  records the SID) is sent. Otherwise it asks the provider what it sent to that number
+  since the claim, less DISPATCH_CLOCK_SKEW_SECONDS (the provider's clock may be behind
+  ours), and marks the delivery sent when it finds the same text under a SID no other
+  delivery holds, or queues it again when it does not. This is what keeps a kill -9 from
+  texting anyone twice.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from alerts import render
 from alerts.models import (
@@ -74,7 +78,8 @@ def apply_report(delivery: Delivery | None, report: StatusReport, source: str, n
         return False
     delivery.status = status
     delivery.updated_at = now
-    if status == SENT and delivery.sent_at is None:
+    if status in (SENT, DELIVERED, UNDELIVERED) and delivery.sent_at is None:
+        # Also when 'delivered' overtakes the dispatcher's own record; that record keeps it.
         delivery.sent_at = now
     if report.error_code:
         delivery.error_code = str(report.error_code)
@@ -155,12 +160,16 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
     cfg = current_app.config
     stale = now - timedelta(seconds=cfg.get("DISPATCH_STALE_SECONDS", 120))
     uncertain = now - timedelta(seconds=cfg.get("DISPATCH_UNCERTAIN_SECONDS", 30))
+    skew = timedelta(seconds=cfg.get("DISPATCH_CLOCK_SKEW_SECONDS", 600))
+    # A claim is a lease its live owner renews: only one left unrenewed has expired.
+    lease = func.coalesce(Delivery.lease_renewed_at, Delivery.claimed_at)
+    expired = or_(and_(Delivery.status == SENDING, lease < stale),
+                  and_(Delivery.status == UNCERTAIN, Delivery.claimed_at < uncertain))
     rows = db.session.execute(
         select(Delivery.id, Delivery.status, Delivery.claimed_at, Delivery.channel, Delivery.alert_id,
-               Subscriber.phone, Subscriber.language, Subscriber.status)
+               Subscriber.phone, Subscriber.language, Subscriber.status, Delivery.provider_ref)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
-        .where(or_(and_(Delivery.status == SENDING, Delivery.claimed_at < stale),
-                   and_(Delivery.status == UNCERTAIN, Delivery.claimed_at < uncertain)))
+        .where(expired)
         .order_by(Delivery.id).limit(limit)
     ).all()
     if not rows:
@@ -168,10 +177,11 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
     channel = current_app.extensions["sms"]
     alerts: dict[int, Alert] = {}
     settled = 0
-    for d_id, status, claimed_at, kind, alert_id, phone, lang, s_status in rows:
+    for d_id, status, claimed_at, kind, alert_id, phone, lang, s_status, known_ref in rows:
+        # Compare-and-set, expiry included: a lease renewed since the read is not taken.
         took = db.session.execute(
             update(Delivery).where(Delivery.id == d_id, Delivery.status == status,
-                                   Delivery.claimed_at == claimed_at)
+                                   Delivery.claimed_at == claimed_at, expired)
             .values(claimed_at=now, claimed_by="reconcile").execution_options(synchronize_session=False)
         ).rowcount
         db.session.commit()
@@ -179,12 +189,16 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
             continue
         values: dict = {"updated_at": now}
         detail: str
-        if kind == "sms" and phone:
+        if kind == "sms" and known_ref:
+            # Our own reference came back (a callback to ?d=<id>): the provider has it.
+            values.update(status=SENT, provider_ref=known_ref)
+            detail = f"the provider had sent it ({known_ref}, reported by its callback)"
+        elif kind == "sms" and phone:
             alert = alerts.get(alert_id) or db.session.get(Alert, alert_id)
             alerts[alert_id] = alert
             body = render.sms_body(alert, lang or "pl")
             try:
-                found = [r for r in channel.find_sent(phone, claimed_at - timedelta(minutes=2)) if r.body == body]
+                found = [r for r in channel.find_sent(phone, claimed_at - skew) if r.body == body]
             except ProviderError as exc:
                 # Cannot ask the provider now: leave it as it was and try again later.
                 db.session.execute(update(Delivery).where(Delivery.id == d_id)
@@ -193,6 +207,12 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
                 db.session.commit()
                 log.warning("reconciling delivery %s: provider unavailable: %s", d_id, exc)
                 continue
+            if found:
+                # The wide window may reach an earlier message with the same text (another
+                # alert's): a SID another delivery already holds is not this one's.
+                held = set(db.session.scalars(select(Delivery.provider_ref).where(
+                    Delivery.provider_ref.in_([r.provider_ref for r in found]), Delivery.id != d_id)))
+                found = [r for r in found if r.provider_ref not in held]
             if found:
                 values.update(status=SENT, provider_ref=found[0].provider_ref, sent_at=found[0].created_at)
                 detail = f"the provider had sent it ({found[0].provider_ref})"

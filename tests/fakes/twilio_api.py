@@ -212,6 +212,9 @@ class FakeTwilio:
         self._fail_lists: tuple[int, int | None] | None = None
         self._deleted: list[str] = []
         self._delay = 0.0
+        self._clock_offset = timedelta(0)
+        self._outage_until = 0.0
+        self._outage_status = 500
         self.request_count = 0
         self._peers: set[tuple[Any, Any]] = set()
         self._server: BaseWSGIServer | None = None
@@ -269,6 +272,8 @@ class FakeTwilio:
             self._fail_lists = None
             self._deleted = []
             self._delay = 0.0
+            self._clock_offset = timedelta(0)
+            self._outage_until = 0.0
             self.request_count = 0
             self._peers = set()
 
@@ -354,6 +359,19 @@ class FakeTwilio:
         """Answer every request `seconds` late (0 to stop), e.g. to trigger client timeouts."""
         with self._lock:
             self._delay = max(0.0, float(seconds))
+
+    def clock_offset(self, seconds: float) -> None:
+        """Our clock runs `seconds` off real time (negative: behind): every date_created it
+        records is shifted, as a provider whose clock is off would report it."""
+        with self._lock:
+            self._clock_offset = timedelta(seconds=seconds)
+
+    def outage(self, seconds: float, status: int = 500) -> None:
+        """Every message creation answers `status` (with a Twilio error body) for the next
+        `seconds` of wall time, then the API recovers by itself."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_status = status
 
     def set_status(self, sid: str, status: str, error_code: int | None = None) -> None:
         """Move a message to `status` (what fetch and list report from now on)."""
@@ -493,6 +511,8 @@ class FakeTwilio:
         to = form.get("To", "")
         with self._lock:
             failure = self._fail_next.pop(0) if self._fail_next else None
+            if failure is None and time.monotonic() < self._outage_until:
+                failure = (self._outage_status, None, None, None)
             number_failure = self._failing_numbers.get(to)
         if failure is not None:
             status, code, retry_after, raw_body = failure
@@ -518,7 +538,7 @@ class FakeTwilio:
         if len(body) > 1600:
             return self._error(start_response, 400, 21617)
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(timezone.utc) + self._clock_offset
         via_service = bool(form.get("MessagingServiceSid"))
         record: dict[str, Any] = {
             "To": to,
