@@ -13,7 +13,7 @@ import db  # our column types, e.g. db.UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0009_delivery_leases'
-down_revision = '0002_approval_versions'
+down_revision = '0008_leader_lease'
 branch_labels = None
 depends_on = None
 
