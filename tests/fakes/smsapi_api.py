@@ -60,7 +60,10 @@ class FakeSmsapi:
         return f"http://127.0.0.1:{self._server.server_port}/"
 
     def reset(self) -> None:
+        """Forget everything. A request still in flight (a test's deliberate timeout) is
+        answered but not recorded, so it cannot leak into the next test."""
         with self._lock:
+            self._generation = getattr(self, "_generation", 0) + 1
             self.messages: list[dict[str, Any]] = []
             self.requests: list[dict[str, Any]] = []
             self._failures: list[tuple[int, int | None, str]] = []
@@ -107,8 +110,11 @@ class FakeSmsapi:
         with self._lock:
             self.requests.append(form)
             failure = self._failures.pop(0) if self._failures else None
+            generation = self._generation
         if self._delay:
             time.sleep(self._delay)
+            if generation != self._generation:
+                return self._json(start_response, {"error": 201, "message": "reset while waiting"})
         if failure is not None:
             status, code, body = failure
             if body:
