@@ -126,6 +126,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(inbound.bp)
     app.register_blueprint(receipts.bp)
+    from alerts import smsapi_receipts
+
+    app.register_blueprint(smsapi_receipts.bp)  # GET with a per-delivery secret in its URL
     csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
     csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature
     csrf.exempt(receipts.bp)

@@ -219,6 +219,13 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "TWILIO_FROM": _str("TWILIO_FROM"),
         "TWILIO_API_BASE": _str("TWILIO_API_BASE"),
         "TWILIO_TIMEOUT": _float("TWILIO_TIMEOUT", 10.0),
+        # SMSAPI.pl (SMS_BACKEND=smsapi): an OAuth token from the SMSAPI panel; the sender
+        # name registered there (unset = ECO, a random SMSAPI number); the API address
+        # (tests point it at a fake); and a timeout, since a hung call pins a thread.
+        "SMSAPI_TOKEN": _secret("SMSAPI_TOKEN"),
+        "SMSAPI_SENDER": _str("SMSAPI_SENDER"),
+        "SMSAPI_API_BASE": _str("SMSAPI_API_BASE"),
+        "SMSAPI_TIMEOUT": _float("SMSAPI_TIMEOUT", 10.0),
         # An erasure deletes the resident's SMS at the provider one request each, inside the
         # resident's or staff's page request: after this many seconds the rest are left to
         # the scheduler, so a resident with hundreds of alerts does not hit a proxy timeout.
@@ -331,9 +338,9 @@ def check_settings(config: dict[str, Any]) -> None:
     backend = str(config.get("SMS_BACKEND") or "").strip().lower()
     if env == "production" and backend in ("", "console"):
         raise ConfigError(
-            "SMS_BACKEND must be twilio in production (the console backend sends nothing and is "
+            "SMS_BACKEND must be twilio or smsapi in production (the console backend sends nothing and is "
             "for SYRENA_ENV=development only)" if backend else
-            "SMS_BACKEND is not set: production needs SMS_BACKEND=twilio and its TWILIO_* settings")
+            "SMS_BACKEND is not set: production needs SMS_BACKEND=twilio (or smsapi) and its settings")
     base = str(config.get("PUBLIC_BASE_URL") or "")
     if env == "production" and not base.startswith("https://"):
         raise ConfigError(f"PUBLIC_BASE_URL must be the public https address in production (SMS links point "

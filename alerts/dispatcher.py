@@ -251,7 +251,11 @@ class Dispatcher:
                     validity = int(min(36000, max(1, (alert.expires_at - now).total_seconds())))
                 job.sms = SmsMessage(
                     to=job.phone, body=sms_cache[key], validity_seconds=validity, reference=str(job.delivery_id),
-                    status_callback=f"{self.public_base}/webhooks/twilio/status?d={job.delivery_id}",
+                    status_callback=(
+                        # A backend with its own receipt URL (SMSAPI: signed notify_url) builds it.
+                        self.sms.notify_url(self.public_base, str(job.delivery_id))
+                        if hasattr(self.sms, "notify_url")
+                        else f"{self.public_base}/webhooks/twilio/status?d={job.delivery_id}"),
                 )
             else:
                 if self.webpush is None:

@@ -230,7 +230,7 @@ def require_aware(when: datetime) -> datetime:
 
 
 def sms_channel_from_config(config: Mapping[str, Any]) -> SmsChannel:
-    """Build the SMS backend named by `config["SMS_BACKEND"]` ("console" or "twilio").
+    """Build the SMS backend named by `config["SMS_BACKEND"]` ("console", "twilio" or "smsapi").
 
     Raises ValueError naming the missing or wrong setting, so a misconfigured deployment
     fails at start-up instead of at the first alert.
@@ -244,8 +244,12 @@ def sms_channel_from_config(config: Mapping[str, Any]) -> SmsChannel:
         from providers.twilio_sms import TwilioSms
 
         return TwilioSms.from_config(config)
+    if backend == "smsapi":
+        from providers.smsapi_sms import SmsapiSms
+
+        return SmsapiSms.from_config(config)
     if not backend:
         # No silent default: in production a console backend would "send" every alert to
         # stdout and nobody would get an SMS.
-        raise ValueError("SMS_BACKEND is not set; use 'console' or 'twilio'")
-    raise ValueError(f"unknown SMS_BACKEND {config.get('SMS_BACKEND')!r}; use 'console' or 'twilio'")
+        raise ValueError("SMS_BACKEND is not set; use 'console', 'twilio' or 'smsapi'")
+    raise ValueError(f"unknown SMS_BACKEND {config.get('SMS_BACKEND')!r}; use 'console', 'twilio' or 'smsapi'")

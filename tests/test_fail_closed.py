@@ -35,7 +35,7 @@ KOZY = (PROFILES_DIR / "kozy.toml").read_text(encoding="utf-8")
 # --- production refuses to run without real SMS ---------------------------------------------------
 
 def test_production_refuses_to_start_with_the_console_backend(make_app):
-    with pytest.raises(ConfigError, match="SMS_BACKEND must be twilio in production") as caught:
+    with pytest.raises(ConfigError, match="SMS_BACKEND must be twilio or smsapi in production") as caught:
         make_app(SYRENA_ENV="production", SECRET_KEY=STRONG, SMS_BACKEND="console")
     assert "\n" not in str(caught.value)
 

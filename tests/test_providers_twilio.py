@@ -415,7 +415,7 @@ def test_the_sdk_always_has_a_timeout(fake: FakeTwilio) -> None:
         ({"TWILIO_TIMEOUT": "soon"}, "TWILIO_TIMEOUT"),
         ({"TWILIO_TIMEOUT": 0}, "TWILIO_TIMEOUT"),
         ({"TWILIO_API_BASE": "127.0.0.1:8000"}, "TWILIO_API_BASE"),
-        ({"SMS_BACKEND": "smsapi"}, "unknown SMS_BACKEND"),
+        ({"SMS_BACKEND": "nexmo"}, "unknown SMS_BACKEND"),
         ({"SMS_BACKEND": None}, "SMS_BACKEND is not set"),
     ],
 )
