@@ -232,9 +232,12 @@ class SmsapiSms:
         return []
 
     def delete_message(self, provider_ref: str) -> str:
-        """SMSAPI offers deletion of scheduled messages only; a sent one is kept by
-        SMSAPI under its own retention. We never schedule, so there is nothing to do."""
-        return "gone"
+        """SMSAPI offers deletion of scheduled messages only; a sent one is kept by SMSAPI
+        under its own retention. Say so (a permanent failure) rather than "gone": an
+        erasure must not tell a resident their texts were deleted when they were not. The
+        resident and staff see it among the messages that could not be deleted."""
+        raise ProviderError("SMSAPI cannot delete a sent message through its API; it is kept "
+                            "under SMSAPI's retention (ask SMSAPI support to delete it)", permanent=True)
 
     # --- delivery reports ------------------------------------------------------------
     def notify_url(self, public_base: str, delivery_ref: str) -> str:

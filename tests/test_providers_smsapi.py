@@ -129,6 +129,14 @@ def test_the_notify_url_secret_is_checked_and_bound_to_its_delivery(smsapi):
     assert not SmsapiSms("t", callback_secret="other", api_base=smsapi.base_url).validate_webhook(url, {}, "")
 
 
+def test_it_never_claims_to_have_deleted_a_sent_message(smsapi):
+    """SMSAPI's API deletes only scheduled messages: an erasure must count a sent one as not
+    deleted, not as gone."""
+    with pytest.raises(ProviderError) as refused:
+        channel(smsapi).delete_message("4711")
+    assert refused.value.permanent
+
+
 def test_sms_backend_smsapi_builds_it_and_names_a_missing_token(smsapi):
     built = sms_channel_from_config({"SMS_BACKEND": "smsapi", "SMSAPI_TOKEN": "t", "SECRET_KEY": "s",
                                      "SMSAPI_SENDER": "Gmina"})
