@@ -7,24 +7,13 @@ row and delivery that points at it. This proves it does not, on the real `flask 
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
-from tests.test_migrations import flask
+from tests.test_migrations import flask, scratch_database
 
 
 def test_the_privacy_migration_keeps_residents_preferences_and_consent(database_url, tmp_path):
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        admin = None
-    else:
-        base = make_url(database_url)
-        name = f"{base.database}_privacy_migration"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(database_url, tmp_path, "privacy_migration") as url:
         before = flask(url, "upgrade", "23606f0ae518")
         assert before.returncode == 0, before.stderr
         engine = create_engine(url)
@@ -57,8 +46,3 @@ def test_the_privacy_migration_keeps_residents_preferences_and_consent(database_
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM subscriber_area")).scalar() == 1
         engine.dispose()
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import subprocess
 import sys
 from pathlib import Path
@@ -18,24 +20,29 @@ def flask(database_url: str, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_the_migrations_create_exactly_the_models_schema(database_url, tmp_path):
+@contextmanager
+def scratch_database(database_url: str, tmp_path: Path, suffix: str) -> Iterator[str]:
+    """The URL of an empty database to migrate: a file in tmp_path on SQLite, a throwaway
+    database beside the test one on PostgreSQL (dropped afterwards)."""
     if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        cleanup = None
-    else:
-        base = make_url(database_url)
-        name = f"{base.database}_migrations"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-
-        def cleanup() -> None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        yield f"sqlite:///{tmp_path / f'{suffix}.db'}"
+        return
+    base = make_url(database_url)
+    name = f"{base.database}_{suffix}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_the_migrations_create_exactly_the_models_schema(database_url, tmp_path):
+    with scratch_database(database_url, tmp_path, "migrations") as url:
         upgrade = flask(url, "upgrade")
         assert upgrade.returncode == 0, upgrade.stderr
         check = flask(url, "check")
@@ -43,6 +50,3 @@ def test_the_migrations_create_exactly_the_models_schema(database_url, tmp_path)
         assert "No new upgrade operations detected" in check.stdout + check.stderr
         downgrade = flask(url, "downgrade", "base")
         assert downgrade.returncode == 0, downgrade.stderr
-    finally:
-        if cleanup:
-            cleanup()
