@@ -230,12 +230,16 @@ def test_a_scheduler_that_stops_hands_the_lease_to_the_one_standing_by(app):
 
 
 def test_only_one_of_many_schedulers_takes_a_free_or_expired_lease_at_once(app):
-    leases = [LeaderLease(db.engine, 0.5) for _ in range(20)]
+    # A lease far longer than the race: twenty threads opening connections on a loaded CI
+    # machine can take over a second, and a lease that ran out *during* the race may
+    # rightly go to a second taker. Expiry is made by moving expires_at back, not by sleeping.
+    leases = [LeaderLease(db.engine, 60) for _ in range(20)]
     won = claim_all_at_once(leases)
     assert won.count(True) == 1, won
     leader = leases[won.index(True)]
     assert lease_row().holder == leader.holder
-    time.sleep(0.6)  # it expires: all twenty race for it again
+    with db.engine.begin() as conn:  # it expires: all twenty race for it again
+        conn.execute(LeaderLeaseRow.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1)))
     won = claim_all_at_once(leases)
     assert won.count(True) == 1, won
     assert lease_row().holder == leases[won.index(True)].holder
