@@ -58,13 +58,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     hops = {k: app.config[f"PROXY_FIX_{k.upper()}"] for k in ("x_for", "x_proto", "x_host")}
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"], **hops)  # type: ignore[method-assign]
 
-    from providers.sms import sms_channel_from_config
+    from providers.sms import sms_channels_from_config
     from providers.webpush import WebPushChannel
 
     try:
         app.extensions["municipality"] = load_municipality(app.config["SYRENA_MUNICIPALITY"])
         _check_runtime_settings(app)
-        app.extensions["sms"] = sms_channel_from_config(app.config)
+        # SMS_BACKEND=twilio,smsapi: every named provider carries traffic (alerts/routing.py);
+        # "sms" is the first, for messages that have no provider of their own yet.
+        app.extensions["sms_channels"] = sms_channels_from_config(app.config)
+        app.extensions["sms"] = next(iter(app.extensions["sms_channels"].values()))
+        from alerts.routing import parse_split
+
+        app.extensions["sms_split"] = parse_split(app.config.get("SMS_SPLIT"), list(app.extensions["sms_channels"]))
         # None when no VAPID keys are configured: push is then simply off.
         app.extensions["webpush"] = WebPushChannel.from_config(app.config)
     except ConfigError:
@@ -84,6 +90,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Models must be imported before migrations or create_all look at the metadata.
     import alerts.gdpr  # noqa: F401  (adds a resident's messages to their data export)
     import alerts.models  # noqa: F401
+    import alerts.routing  # noqa: F401  (the SMS split)
     import leader_lease  # noqa: F401  (the scheduler's lease)
     import staff.audit  # noqa: F401
     import staff.models  # noqa: F401

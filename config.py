@@ -213,6 +213,9 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # --- SMS ---
         # No default in production: the console backend sends nothing (see check_settings).
         "SMS_BACKEND": _str("SMS_BACKEND", None if env == "production" else "console"),
+        # With two providers (SMS_BACKEND=twilio,smsapi) both carry traffic at this resting
+        # split ("twilio:70,smsapi:30"; equal when unset), shifted away from a failing one.
+        "SMS_SPLIT": _str("SMS_SPLIT"),
         "TWILIO_ACCOUNT_SID": _str("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _secret("TWILIO_AUTH_TOKEN"),
         "TWILIO_MESSAGING_SERVICE_SID": _str("TWILIO_MESSAGING_SERVICE_SID"),
@@ -336,7 +339,7 @@ def check_settings(config: dict[str, Any]) -> None:
         if problem:
             raise ConfigError(f"{problem}; make one with: {MAKE_A_KEY}")
     backend = str(config.get("SMS_BACKEND") or "").strip().lower()
-    if env == "production" and backend in ("", "console"):
+    if env == "production" and (not backend or "console" in [n.strip() for n in backend.split(",")]):
         raise ConfigError(
             "SMS_BACKEND must be twilio or smsapi in production (the console backend sends nothing and is "
             "for SYRENA_ENV=development only)" if backend else

@@ -61,7 +61,9 @@ def require_twilio_signature() -> None:
     """Abort with 403 unless the request carries a valid X-Twilio-Signature for the public
     URL; a refusal is recorded (and committed) first."""
     signature = request.headers.get("X-Twilio-Signature", "")
-    if signature and current_app.extensions["sms"].validate_webhook(public_url(), request.form, signature):
+    # With two providers configured, Twilio's own channel holds the auth token that signs.
+    twilio = current_app.extensions["sms_channels"].get("twilio", current_app.extensions["sms"])
+    if signature and twilio.validate_webhook(public_url(), request.form, signature):
         return
     endpoint = (request.endpoint or request.path).rsplit(".", 1)[-1].replace("twilio_", "")
     reason = BAD_SIGNATURE if signature else UNSIGNED

@@ -105,7 +105,10 @@ class Job:
     subscriber_id: int | None
     phone: str | None
     language: str
-    # Filled by prepare(): what to send, or why not.
+    # Where the last attempt failed transiently (the retry prefers another provider), if it did.
+    failed_at: str | None = None
+    # Filled by prepare(): what to send, through which SMS provider, or why not.
+    provider: str | None = None
     sms: SmsMessage | None = None
     push: Any = None
     push_targets: list[tuple[int, dict[str, Any]]] | None = None
@@ -159,7 +162,10 @@ class Dispatcher:
         self.limits = {"sms": RateLimiter(float(cfg.get("SMS_RATE_PER_SECOND", 10))),
                        "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100)))}
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send")
-        self.sms = app.extensions["sms"]
+        from alerts.routing import ProviderRouter
+
+        self.channels = app.extensions["sms_channels"]
+        self.router = ProviderRouter(self.engine, list(self.channels), app.extensions["sms_split"])
         self.webpush = app.extensions.get("webpush")
         municipality = app.extensions["municipality"]
         self.municipality = municipality
@@ -203,7 +209,8 @@ class Dispatcher:
     def load(self, ids: list[int]) -> list[Job]:
         rows = db.session.execute(
             select(Delivery.id, Delivery.channel, Delivery.attempts, Delivery.alert_id,
-                   Subscriber.id, Subscriber.phone, Subscriber.language, Subscriber.status)
+                   Subscriber.id, Subscriber.phone, Subscriber.language, Subscriber.status,
+                   Delivery.provider, Delivery.error_code, Delivery.error)
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.priority.desc(), Delivery.id)  # the most urgent leave first
@@ -211,8 +218,10 @@ class Dispatcher:
         alert_ids = {r[3] for r in rows}
         alerts = {a.id: a for a in db.session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))}
         jobs = []
-        for d_id, channel, attempts, alert_id, s_id, phone, lang, s_status in rows:
+        for d_id, channel, attempts, alert_id, s_id, phone, lang, s_status, provider, code, error in rows:
             job = Job(d_id, channel, attempts, alerts[alert_id], s_id, phone, lang or "pl")
+            if provider is not None and (code is not None or error is not None):
+                job.failed_at = provider  # still pending, so that error was transient
             if s_id is None or s_status != ACTIVE:
                 job.skip = (SKIPPED, "resident left")
             jobs.append(job)
@@ -249,12 +258,14 @@ class Dispatcher:
                 if alert.expires_at is not None:
                     # Twilio drops it from its queue rather than deliver a stale warning late.
                     validity = int(min(36000, max(1, (alert.expires_at - now).total_seconds())))
+                job.provider = self.router.choose(avoid=job.failed_at)
+                channel = self.channels[job.provider]
                 job.sms = SmsMessage(
                     to=job.phone, body=sms_cache[key], validity_seconds=validity, reference=str(job.delivery_id),
                     status_callback=(
                         # A backend with its own receipt URL (SMSAPI: signed notify_url) builds it.
-                        self.sms.notify_url(self.public_base, str(job.delivery_id))
-                        if hasattr(self.sms, "notify_url")
+                        channel.notify_url(self.public_base, str(job.delivery_id))
+                        if hasattr(channel, "notify_url")
                         else f"{self.public_base}/webhooks/twilio/status?d={job.delivery_id}"),
                 )
             else:
@@ -314,7 +325,7 @@ class Dispatcher:
         if job.channel == "sms":
             assert job.sms is not None
             try:
-                result = self.sms.send(job.sms)
+                result = self.channels[job.provider].send(job.sms)
             except ProviderError as exc:
                 return Outcome(job, error=exc)
             # Through a Messaging Service Twilio reports 0 segments at first; the body we sent
@@ -374,7 +385,7 @@ class Dispatcher:
                                 "segments": o.segments, "sent_at": now, "updated_at": now,
                                 "error": None, "error_code": None})
                 events.append({"delivery_id": job.delivery_id, "provider_ref": o.provider_ref, "source": "send",
-                               "status": SENT, "received_at": now})
+                               "status": SENT, "received_at": now, "provider": job.provider})
                 continue
             err = o.error
             code = str(err.code) if err.code is not None else None
@@ -404,7 +415,8 @@ class Dispatcher:
                                     job.delivery_id, job.attempts, err, self.deadline(job.alert))
             changes.append(change)
             events.append({"delivery_id": job.delivery_id, "source": "send", "status": change["status"],
-                           "error_code": code, "detail": str(err)[:500], "received_at": now})
+                           "error_code": code, "detail": str(err)[:500], "received_at": now,
+                           "provider": job.provider})
         table = Delivery.__table__
         for keys in {tuple(sorted(c)) for c in changes}:
             same = [c for c in changes if tuple(sorted(c)) == keys]
@@ -428,7 +440,7 @@ class Dispatcher:
                 sent)
         if events:
             db.session.execute(insert(DeliveryEvent), [
-                {"provider_ref": None, "error_code": None, "detail": None, **e} for e in events])
+                {"provider_ref": None, "error_code": None, "detail": None, "provider": None, **e} for e in events])
         db.session.commit()
         self._act_on_residents(opted_out, unreachable, gone_push)
 
@@ -464,6 +476,7 @@ class Dispatcher:
                 self.prepare(jobs, now)
                 to_send = [j for j in jobs if not j.skip]
                 skipped = [j for j in jobs if j.skip]
+                self.assign_providers(to_send)
                 done = threading.Event()
                 renewer = threading.Thread(target=self.renew_leases, args=([j.delivery_id for j in to_send], done),
                                            name="lease", daemon=True)
@@ -477,6 +490,20 @@ class Dispatcher:
                 return len(ids)
             finally:
                 db.session.remove()
+
+    def assign_providers(self, jobs: list[Job]) -> None:
+        """Write each SMS's provider on its row, committed before any call: after a crash the
+        reconciler asks the provider that may have the message. One UPDATE per provider."""
+        by_provider: dict[str, list[int]] = {}
+        for job in jobs:
+            if job.provider is not None:
+                by_provider.setdefault(job.provider, []).append(job.delivery_id)
+        if not by_provider:
+            return
+        table = Delivery.__table__
+        for provider, ids in by_provider.items():
+            db.session.execute(update(table).where(table.c.id.in_(ids)).values(provider=provider))
+        db.session.commit()
 
     def renew_leases(self, ids: list[int], done: threading.Event) -> None:
         """Runs beside a batch: renews the lease on the batch's rows this dispatcher still holds.

@@ -193,6 +193,9 @@ class Delivery(db.Model):
     # The claim is a lease: its owner renews this while it is still sending the row, and only
     # a lease left unrenewed for DISPATCH_STALE_SECONDS is taken for a dead dispatcher's.
     lease_renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Which SMS provider has (or is about to get) it: written before the call, so receipts,
+    # reconciliation and erasure ask the right one (alerts/routing.py). None for push.
+    provider: Mapped[str | None] = mapped_column(String(16))
     provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     error_code: Mapped[str | None] = mapped_column(String(16))
@@ -222,6 +225,7 @@ class DeliveryEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
     provider_ref: Mapped[str | None] = mapped_column(String(64))
+    provider: Mapped[str | None] = mapped_column(String(16))  # the SMS provider that answered
     source: Mapped[str] = mapped_column(String(12))  # send | callback | reconcile | dispatcher
     status: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(16))

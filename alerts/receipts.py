@@ -39,6 +39,7 @@ from alerts.models import (
     DeliveryEvent,
 )
 from db import db, utcnow
+from alerts.routing import channel_for
 from providers.sms import ProviderError
 from providers.twilio_webhooks import StatusReport, parse_status
 from subscribers.inbound import require_twilio_signature
@@ -129,7 +130,6 @@ def poll_statuses(now: datetime | None = None, limit: int = 200) -> int:
     """Scheduler job: fetch the status of SMS sent over 10 minutes ago still without a final
     status (up to 3 days back). Returns how many changed."""
     now = now or utcnow()
-    channel = current_app.extensions["sms"]
     rows = db.session.scalars(
         select(Delivery).where(
             Delivery.channel == "sms", Delivery.status == SENT, Delivery.provider_ref.is_not(None),
@@ -139,7 +139,7 @@ def poll_statuses(now: datetime | None = None, limit: int = 200) -> int:
     changed = 0
     for delivery in rows:
         try:
-            status, code = channel.fetch_status(delivery.provider_ref)
+            status, code = channel_for(delivery.provider).fetch_status(delivery.provider_ref)
         except ProviderError as exc:
             log.warning("status poll for delivery %s failed: %s", delivery.id, exc)
             continue
@@ -167,17 +167,17 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
                   and_(Delivery.status == UNCERTAIN, Delivery.claimed_at < uncertain))
     rows = db.session.execute(
         select(Delivery.id, Delivery.status, Delivery.claimed_at, Delivery.channel, Delivery.alert_id,
-               Subscriber.phone, Subscriber.language, Subscriber.status, Delivery.provider_ref)
+               Subscriber.phone, Subscriber.language, Subscriber.status, Delivery.provider_ref,
+               Delivery.provider)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
         .where(expired)
         .order_by(Delivery.id).limit(limit)
     ).all()
     if not rows:
         return 0
-    channel = current_app.extensions["sms"]
     alerts: dict[int, Alert] = {}
     settled = 0
-    for d_id, status, claimed_at, kind, alert_id, phone, lang, s_status, known_ref in rows:
+    for d_id, status, claimed_at, kind, alert_id, phone, lang, s_status, known_ref, provider in rows:
         # Compare-and-set, expiry included: a lease renewed since the read is not taken.
         took = db.session.execute(
             update(Delivery).where(Delivery.id == d_id, Delivery.status == status,
@@ -198,7 +198,8 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
             alerts[alert_id] = alert
             body = render.sms_body(alert, lang or "pl")
             try:
-                found = [r for r in channel.find_sent(phone, claimed_at - skew) if r.body == body]
+                # The provider written on the row before its call: the one that may have it.
+                found = [r for r in channel_for(provider).find_sent(phone, claimed_at - skew) if r.body == body]
             except ProviderError as exc:
                 # Cannot ask the provider now: leave it as it was and try again later.
                 db.session.execute(update(Delivery).where(Delivery.id == d_id)

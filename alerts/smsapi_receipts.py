@@ -24,8 +24,8 @@ bp = Blueprint("smsapi_receipts", __name__, url_prefix="/webhooks/smsapi")
 @bp.get("/status")
 def smsapi_status() -> Response:
     """One report. SMSAPI expects the body "OK"; anything else makes it retry."""
-    channel = current_app.extensions["sms"]
-    if getattr(channel, "name", None) != "smsapi" or not channel.validate_webhook(request.url, request.args, ""):
+    channel = current_app.extensions["sms_channels"].get("smsapi")
+    if channel is None or not channel.validate_webhook(request.url, request.args, ""):
         abort(403)
     raw_id = request.args.get("d", "")
     msg_id = request.args.get("MsgId", "")[:64]

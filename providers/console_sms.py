@@ -118,6 +118,9 @@ class ConsoleSms:
             if r.to == to and r.created_at >= since
         ]
 
+    def owns_ref(self, provider_ref: str) -> bool:
+        return provider_ref.startswith("console-")
+
     def delete_message(self, provider_ref: str) -> str:
         """Forget a message this process "sent": "deleted", or "gone" for an unknown id."""
         with self._lock:

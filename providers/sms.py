@@ -28,7 +28,9 @@ __all__ = [
     "SmsChannel",
     "SmsMessage",
     "require_aware",
+    "backend_names",
     "sms_channel_from_config",
+    "sms_channels_from_config",
 ]
 
 # Twilio accepts ValidityPeriod 1..36000 s (10 h, also its default). Outside that range
@@ -229,13 +231,15 @@ def require_aware(when: datetime) -> datetime:
     return when
 
 
-def sms_channel_from_config(config: Mapping[str, Any]) -> SmsChannel:
-    """Build the SMS backend named by `config["SMS_BACKEND"]` ("console", "twilio" or "smsapi").
+def sms_channel_from_config(config: Mapping[str, Any], backend: str | None = None) -> SmsChannel:
+    """Build one SMS backend: `backend`, or the only one named by `config["SMS_BACKEND"]`
+    ("console", "twilio" or "smsapi").
 
     Raises ValueError naming the missing or wrong setting, so a misconfigured deployment
     fails at start-up instead of at the first alert.
     """
-    backend = str(config.get("SMS_BACKEND") or "").strip().lower()
+    if backend is None:
+        backend = str(config.get("SMS_BACKEND") or "").strip().lower()
     if backend == "console":
         from providers.console_sms import ConsoleSms
 
@@ -252,4 +256,21 @@ def sms_channel_from_config(config: Mapping[str, Any]) -> SmsChannel:
         # No silent default: in production a console backend would "send" every alert to
         # stdout and nobody would get an SMS.
         raise ValueError("SMS_BACKEND is not set; use 'console', 'twilio' or 'smsapi'")
-    raise ValueError(f"unknown SMS_BACKEND {config.get('SMS_BACKEND')!r}; use 'console', 'twilio' or 'smsapi'")
+    raise ValueError(f"unknown SMS_BACKEND {backend!r}; use 'console', 'twilio' or 'smsapi'")
+
+
+def backend_names(config: Mapping[str, Any]) -> list[str]:
+    """The providers named by SMS_BACKEND ("twilio" or "twilio,smsapi"), in order, once each."""
+    names = [n.strip().lower() for n in str(config.get("SMS_BACKEND") or "").split(",") if n.strip()]
+    return list(dict.fromkeys(names))
+
+
+def sms_channels_from_config(config: Mapping[str, Any]) -> dict[str, SmsChannel]:
+    """Every SMS backend named by SMS_BACKEND, by name, in its order (the first is the one
+    used where a message has no provider of its own yet). Raises ValueError as above."""
+    names = backend_names(config)
+    if not names:
+        return {"": sms_channel_from_config(config, "")}  # raises: not set
+    if "console" in names and len(names) > 1:
+        raise ValueError("SMS_BACKEND: the console backend cannot be combined with real providers")
+    return {name: sms_channel_from_config(config, name) for name in names}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -121,6 +122,10 @@ class _Lookup:
         self.client = client
 
     lookup = _status_lookup
+
+
+# SMSAPI's message ids are hexadecimal (24 digits in its examples); never a Twilio "SM..." SID.
+_MESSAGE_ID_RE = re.compile(r"^[0-9A-Fa-f]{16,40}$")
 
 
 def notify_signature(secret: str, delivery_ref: str) -> str:
@@ -230,6 +235,10 @@ class SmsapiSms:
         carries idx=delivery id with check_idx=1, so re-sending after a crash or an
         ambiguous error is itself the reconciliation: SMSAPI refuses a duplicate."""
         return []
+
+    def owns_ref(self, provider_ref: str) -> bool:
+        """Whether `provider_ref` is an SMSAPI message id (hex) or our "idx:<reference>"."""
+        return provider_ref.startswith("idx:") or bool(_MESSAGE_ID_RE.match(provider_ref))
 
     def delete_message(self, provider_ref: str) -> str:
         """SMSAPI offers deletion of scheduled messages only; a sent one is kept by SMSAPI

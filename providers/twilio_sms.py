@@ -94,6 +94,8 @@ FIND_SENT_SCAN_LIMIT = 200
 FIND_SENT_PAGE_SIZE = 50
 
 _SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
+# A message's SID: SM (SMS) or MM (MMS) and 32 hex digits.
+_MESSAGE_SID_RE = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 
 
 class _HttpClient(TwilioHttpClient):
@@ -308,6 +310,10 @@ class TwilioSms:
         found.reverse()
         found.sort(key=lambda r: r.created_at)
         return found
+
+    def owns_ref(self, provider_ref: str) -> bool:
+        """Whether `provider_ref` is a Twilio message SID (SM.../MM...)."""
+        return bool(_MESSAGE_SID_RE.match(provider_ref))
 
     def delete_message(self, provider_ref: str) -> str:
         """Delete one message (outbound or inbound) and its body from Twilio's logs.

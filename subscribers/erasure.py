@@ -200,8 +200,9 @@ def _collect_refs(subscriber: Subscriber, refs: dict[str, None]) -> tuple[list[s
             select(InboundSms.provider_ref).where(InboundSms.from_phone == subscriber.phone))))
         try:
             since = (subscriber.created_at or utcnow()) - LIST_MARGIN
-            sent = current_app.extensions["sms"].find_sent(subscriber.phone, since)
-            refs.update(dict.fromkeys(record.provider_ref for record in sent))
+            for channel in current_app.extensions["sms_channels"].values():  # every provider we use
+                sent = channel.find_sent(subscriber.phone, since)
+                refs.update(dict.fromkeys(record.provider_ref for record in sent))
         except ProviderError as exc:
             log.warning("erasure of subscriber %s: could not list the provider's messages: %s", subscriber.id, exc)
             listed = False
@@ -216,7 +217,9 @@ def delete_at_provider(refs: list[str], budget_seconds: float | None = None) -> 
     error the rest are not tried now: one timeout is enough to learn the provider is down.
     With `budget_seconds`, no new request starts after that long; the rest stay queued.
     """
-    channel = current_app.extensions["sms"]
+    from alerts.routing import channel_owning
+
+    primary = current_app.extensions["sms"]
     done: list[str] = []
     later: dict[str, str | None] = {}
     in_flight = failed = queued = 0
@@ -226,7 +229,8 @@ def delete_at_provider(refs: list[str], budget_seconds: float | None = None) -> 
             queued = len(refs) - index  # untouched rows: due now, for the next housekeeping run
             break
         try:
-            result = channel.delete_message(ref)
+            # The provider whose ids look like this one (Twilio SM..., SMSAPI hex or idx:).
+            result = (channel_owning(ref) or primary).delete_message(ref)
         except ProviderError as exc:
             failed += 1
             later[ref] = str(exc)[:300]
