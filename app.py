@@ -123,6 +123,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_auth.bp)
     app.register_blueprint(admin_messages.bp)
     app.register_blueprint(admin_people.bp)
+    from admin import providers as admin_providers
+
+    app.register_blueprint(admin_providers.bp)
+    app.jinja_env.globals["sms_providers"] = admin_providers.provider_overview
     # The signed-in staff member (or None) for every template.
     app.context_processor(lambda: {"staff": current_staff()})
     from subscribers import api, inbound, push, views
@@ -152,6 +156,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(subscribers_cli)
     app.cli.add_command(alerts_cli)
     app.cli.add_command(dispatch_command)
+    from alerts.sms_cli import sms_cli
+
+    app.cli.add_command(sms_cli)
     from alerts.feeds_cli import feeds_cli
 
     app.cli.add_command(feeds_cli)

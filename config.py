@@ -216,6 +216,16 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # With two providers (SMS_BACKEND=twilio,smsapi) both carry traffic at this resting
         # split ("twilio:70,smsapi:30"; equal when unset), shifted away from a failing one.
         "SMS_SPLIT": _str("SMS_SPLIT"),
+        # Failover (alerts/balance.py): a provider with this error rate over the window (and at
+        # least the minimum sends), or this median receipt time, drops to the probe share; it
+        # drifts back when healthy. One change per provider per cool-down.
+        "SMS_FAILOVER_WINDOW_SECONDS": _float("SMS_FAILOVER_WINDOW_SECONDS", 120.0),
+        "SMS_FAILOVER_ERROR_RATE": _float("SMS_FAILOVER_ERROR_RATE", 0.3),
+        "SMS_FAILOVER_MIN_ATTEMPTS": _int("SMS_FAILOVER_MIN_ATTEMPTS", 20),
+        "SMS_FAILOVER_LATENCY_SECONDS": _float("SMS_FAILOVER_LATENCY_SECONDS", 300.0),
+        "SMS_FAILOVER_PROBE_SHARE": _int("SMS_FAILOVER_PROBE_SHARE", 5),
+        "SMS_FAILOVER_COOLDOWN_SECONDS": _float("SMS_FAILOVER_COOLDOWN_SECONDS", 60.0),
+        "SMS_FAILOVER_CHECK_SECONDS": _float("SMS_FAILOVER_CHECK_SECONDS", 5.0),
         "TWILIO_ACCOUNT_SID": _str("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _secret("TWILIO_AUTH_TOKEN"),
         "TWILIO_MESSAGING_SERVICE_SID": _str("TWILIO_MESSAGING_SERVICE_SID"),

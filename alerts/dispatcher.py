@@ -166,6 +166,8 @@ class Dispatcher:
 
         self.channels = app.extensions["sms_channels"]
         self.router = ProviderRouter(self.engine, list(self.channels), app.extensions["sms_split"])
+        self.rebalance_every = float(cfg.get("SMS_FAILOVER_CHECK_SECONDS", 5))
+        self._rebalanced = 0.0
         self.webpush = app.extensions.get("webpush")
         municipality = app.extensions["municipality"]
         self.municipality = municipality
@@ -466,6 +468,7 @@ class Dispatcher:
 
     def run_once(self) -> int:
         """One claim-send-record cycle; returns how many deliveries it handled."""
+        self.maybe_rebalance()
         with self.app.app_context():
             try:
                 now = utcnow()
@@ -541,6 +544,23 @@ class Dispatcher:
             if not handled:
                 stop.wait(idle_seconds)
         self.close()
+
+    def maybe_rebalance(self) -> None:
+        """Every SMS_FAILOVER_CHECK_SECONDS, judge the providers and shift the split
+        (alerts/balance.py; with several dispatchers one of them makes each shift)."""
+        if len(self.channels) < 2 or time.monotonic() - self._rebalanced < self.rebalance_every:
+            return
+        self._rebalanced = time.monotonic()
+        from alerts.balance import rebalance
+
+        with self.app.app_context():
+            try:
+                if rebalance(self.app.extensions["sms_split"]):
+                    self.router.invalidate()
+            except Exception:  # noqa: BLE001 - sending goes on at the split it has
+                log.exception("judging the SMS providers failed")
+            finally:
+                db.session.remove()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -83,7 +83,9 @@ def _give_up(row: SmsOutbox, why: str, exc: ProviderError | None = None) -> None
 
 def drain(batch: int = 100) -> int:
     """Send what is due, oldest first; returns how many rows it handled. Needs an app context."""
-    sms = current_app.extensions["sms"]
+    # With two providers, each retry goes through the next one: a code must not wait for
+    # one provider's outage to end (attempts counts from 1 at the first claim).
+    channels = list(current_app.extensions["sms_channels"].values())
     handled = 0
     while True:
         now = utcnow()
@@ -97,6 +99,7 @@ def drain(batch: int = 100) -> int:
                 _give_up(row, "expired before it could be sent")
                 continue
             try:
+                sms = channels[(max(1, row.attempts) - 1) % len(channels)]
                 sms.send(SmsMessage(to=row.to_phone, body=row.body, reference=row.reference))
             except ProviderError as exc:
                 if exc.permanent:
