@@ -247,3 +247,63 @@ def test_a_twilio_outage_mid_send_goes_through_smsapi_and_everyone_gets_exactly_
     assert second == everyone
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status != "sent")) == 0
+
+
+# --- STOP across providers -------------------------------------------------------------------
+
+
+def stop_everywhere_case(app, twilio, smsapi, opt_out) -> None:
+    """Resident 0 opts out through one provider; the next message (split all to the other
+    provider) reaches everyone else, and not them, through either provider."""
+    from tests.test_delivery import drain
+
+    seed(3, categories={"weather": 1}, areas=["KOZY"])
+    opt_out()
+    twilio_before, smsapi_before = len(twilio.messages), len(smsapi.messages)
+    lifecycle.publish(alert(title="Drugie ostrzeżenie"))
+    drain(app)
+    texted = [m["To"] for m in twilio.messages[twilio_before:]] + \
+             ["+" + m["number"] for m in smsapi.messages[smsapi_before:]]
+    assert sorted(texted) == sorted([phone_for(1), phone_for(2)])
+
+
+def test_stop_replied_to_twilio_is_honoured_by_smsapi(both, twilio, smsapi):
+    from tests.test_inbound_sms import text_us
+
+    app = both(SMS_SPLIT="twilio:0,smsapi:100")
+    client = app.test_client()
+    stop_everywhere_case(app, twilio, smsapi,
+                         lambda: text_us(client, twilio, "STOP", phone=phone_for(0)).status_code == 200 or None)
+
+
+def test_a_stop_report_from_smsapi_is_honoured_by_twilio(both, twilio, smsapi):
+    from tests.test_delivery import drain
+
+    app = both(SMS_SPLIT="twilio:0,smsapi:100")
+    client = app.test_client()
+
+    def stop_at_smsapi() -> None:
+        lifecycle.publish(alert(title="Pierwsze"))
+        drain(app)
+        message = next(m for m in smsapi.messages if m["number"] == phone_for(0).lstrip("+"))
+        assert client.get(smsapi.report_url(message["id"], 412)).text == "OK"
+        app.extensions["sms_split"] = {"twilio": 100, "smsapi": 0}  # the next one all through Twilio
+        balance.pin({"twilio": 100, "smsapi": 0}, "test", "all through Twilio", app.extensions["sms_split"])
+        db.session.commit()
+
+    stop_everywhere_case(app, twilio, smsapi, stop_at_smsapi)
+
+
+def test_twilios_opt_out_answer_on_send_is_honoured_by_smsapi(both, twilio, smsapi):
+    from tests.test_delivery import drain
+
+    app = both(SMS_SPLIT="twilio:100,smsapi:0")
+
+    def refused_by_twilio() -> None:
+        twilio.fail_number(phone_for(0), 21610)
+        lifecycle.publish(alert(title="Pierwsze"))
+        drain(app)
+        balance.pin({"twilio": 0, "smsapi": 100}, "test", "all through SMSAPI", app.extensions["sms_split"])
+        db.session.commit()
+
+    stop_everywhere_case(app, twilio, smsapi, refused_by_twilio)
