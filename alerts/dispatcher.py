@@ -70,9 +70,10 @@ class Dispatcher(Sending, Recording):
         self.reconcile_every = float(cfg.get("DISPATCH_RECONCILE_SECONDS", 10))
         self.max_age = timedelta(hours=float(cfg.get("DISPATCH_MAX_AGE_HOURS", 24)))
         self.concurrency = int(cfg.get("DISPATCH_CONCURRENCY", 32))
-        # The sliding window (run_forever): deliveries claimed and not yet recorded. Twice the
-        # threads, so the pool always has the next sends queued while the loop claims or records.
-        self.window_size = max(1, int(cfg.get("DISPATCH_WINDOW", 2 * self.concurrency)))
+        # The sliding window (run_forever): calls handed to the pool and not yet returned. Four
+        # times the threads, so the pool has the next sends queued while the loop claims or
+        # records, and a claim (half the window) spreads its fixed cost over enough rows.
+        self.window_size = max(1, int(cfg.get("DISPATCH_WINDOW", 4 * self.concurrency)))
         self.retry_base = float(cfg.get("DISPATCH_RETRY_BASE_SECONDS", 5))
         self.retry_cap = float(cfg.get("DISPATCH_RETRY_MAX_SECONDS", 600))
         # No longer ends a delivery (transient errors are retried while the alert is valid):

@@ -50,9 +50,10 @@ class SendingWindow:
         self.d = dispatcher
         self.size = dispatcher.window_size
         # Claim when this many places are free: small claims, but not one row per claim.
-        self.refill = max(1, min(dispatcher.batch_size, dispatcher.concurrency // 2, self.size))
+        self.refill = max(1, min(dispatcher.batch_size, self.size // 2))
         self.lock = threading.Lock()
         self.held: set[int] = set()  # ours and not yet recorded: what the lease renewer renews
+        self.out = 0  # calls handed to the pool and not yet returned: the window's places taken
         self.finished: list[Outcome] = []  # calls that returned, to record
         self.skipped: list[Job] = []  # prepare() decided not to send, to record
         self.wake = threading.Event()  # a call returned
@@ -62,8 +63,9 @@ class SendingWindow:
         with self.lock:
             return list(self.held)
 
-    def run(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
-        """Send until `stop` is set, then finish what is in flight and return."""
+    def run(self, stop: threading.Event, idle_seconds: float = 1.0, *, until_idle: bool = False) -> None:
+        """Send until `stop` is set (or, with `until_idle`, until a claim finds nothing due:
+        what `make bench` times), then finish what is in flight and return."""
         quit_beside = threading.Event()
         renewer = threading.Thread(target=self.d.renew_leases, args=(self.holding, quit_beside),
                                    name="lease", daemon=True)
@@ -72,7 +74,7 @@ class SendingWindow:
         try:
             with self.d.app.app_context():
                 try:
-                    self._loop(stop, idle_seconds)
+                    self._loop(stop, idle_seconds, until_idle)
                 finally:
                     self._drain()
                     db.session.remove()
@@ -83,20 +85,25 @@ class SendingWindow:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def _loop(self, stop: threading.Event, idle_seconds: float) -> None:
+    def _loop(self, stop: threading.Event, idle_seconds: float, until_idle: bool) -> None:
         next_claim = 0.0  # after an empty (or failed) claim, wait idle_seconds before the next
         last_flush = time.monotonic()
         while not stop.is_set():
             self.wake.clear()  # before looking: a call returning from here on wakes the wait below
             claimed = 0
-            room = self.size - self._outstanding()
+            asked = False  # a claim was tried in this round (and found `claimed` rows)
+            with self.lock:
+                room = self.size - self.out
             if room >= self.refill and time.monotonic() >= next_claim:
+                asked = True
                 try:
                     claimed = self._fill(min(room, self.d.batch_size))
                 except Exception:  # noqa: BLE001 - a bad claim must not stop alerts; logged, retried
                     log.exception("claiming deliveries failed")
                     db.session.rollback()
                 if not claimed:
+                    if until_idle and asked:
+                        return  # nothing more is due: the drain finishes what is out
                     next_claim = time.monotonic() + idle_seconds
             waiting = self._waiting()
             if waiting >= FLUSH_COUNT or (waiting and time.monotonic() - last_flush >= FLUSH_SECONDS):
@@ -149,6 +156,7 @@ class SendingWindow:
             raise
         with self.lock:
             self.skipped.extend(j for j in jobs if j.skip)
+            self.out += len(to_send)
         for job in to_send:
             future = self.d.pool.submit(self.d.send, job)
             future.add_done_callback(lambda f, job=job: self._returned(job, f))
@@ -162,10 +170,19 @@ class SendingWindow:
             log.exception("sending delivery %s failed unexpectedly", job.delivery_id)
             with self.lock:
                 self.held.discard(job.delivery_id)
+                self.out -= 1
+                due = True
         else:
             with self.lock:
                 self.finished.append(outcome)
-        self.wake.set()
+                self.out -= 1
+                # Wake the loop only when it has something to do: a refill's worth of room,
+                # a full group to record, or the last call out (one wake per call would have
+                # the loop and 32 threads take turns at the GIL for nothing).
+                due = (self.size - self.out >= self.refill or len(self.finished) >= FLUSH_COUNT
+                       or self.out == 0)
+        if due:
+            self.wake.set()
 
     # --- record ---------------------------------------------------------------------------
 
