@@ -1,6 +1,13 @@
 """The dispatcher: takes due deliveries from the outbox and hands them to the channels.
 
-One cycle:
+The pieces (each in its module): claim and load (here), prepare and send
+(alerts/sending.py), record (alerts/recording.py), reconcile (alerts/reconcile.py). Two
+loops put them together:
+- `run_forever`, the production loop (`flask dispatch`, the scheduler), is a sliding window
+  (alerts/window.py): up to DISPATCH_CONCURRENCY calls out at once, refilled by small claims
+  as soon as there is room, outcomes recorded in small groups as they come, reconciliation
+  in a thread beside it. A hung provider call holds one place, not a batch.
+- `run_once`, one batch that waits for all its calls (`flask dispatch --once`, tests):
 1. Claim a batch: one UPDATE ... WHERE id IN (SELECT ... ORDER BY priority DESC, id LIMIT n)
    sets status 'sending' and is committed *before* any provider call. On PostgreSQL the
    inner SELECT uses FOR UPDATE SKIP LOCKED, so several dispatchers on several machines
@@ -10,7 +17,7 @@ One cycle:
    each channel's rate limit.
 3. Record every outcome in one transaction (bulk UPDATE + delivery events).
 
-A claim is a lease: while its batch is out, the dispatcher renews `lease_renewed_at` on the
+A claim is a lease: while its rows are out, the dispatcher renews `lease_renewed_at` on the
 rows it still holds every third of DISPATCH_STALE_SECONDS, so a slow but live batch is
 never taken for a dead one. Right before each provider call the resident's state is read
 again, so an opt-out committed during a long (rate-limited) send stops their message.

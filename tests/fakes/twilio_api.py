@@ -23,6 +23,8 @@ complete"); "sent" counts as unfinished because Twilio waits for the carrier's r
 (people deleting in bulk report "Cannot delete message in state SENT"). Which HTTP status
 goes with 20009 is not documented; the fake answers 409, and clients go by the code.
 `receive()` puts an incoming SMS (direction "inbound") in the log, as Twilio does.
+`hold()` hangs chosen requests (creations to some numbers, list requests) until `release()`:
+a provider call that hangs, or a provider slow to say what it sent.
 
 Usage:
 
