@@ -184,7 +184,7 @@ def cancel_command(alert_id: int, text: str, break_glass: bool, reason: str | No
 def dispatch_command(once: bool) -> None:
     """Run the dispatcher (the scheduler also runs one). Several may run on PostgreSQL."""
     from alerts.dispatcher import Dispatcher
-    from alerts.receipts import reconcile_stuck
+    from alerts.reconcile import reconcile_stuck
 
     dispatcher = Dispatcher(current_app._get_current_object())  # type: ignore[attr-defined]
     if once:
@@ -206,7 +206,7 @@ def dispatch_command(once: bool) -> None:
     # one line when it starts and one when it ends, instead of a traceback every second.
     outage = DatabaseOutage("dispatch", app.config["DB_RECONNECT_MAX_SECONDS"])
     quiet = QuietDuringOutage(outage)
-    for name in ("alerts.dispatcher", "alerts.receipts"):
+    for name in ("alerts.dispatcher", "alerts.window", "alerts.reconcile", "alerts.receipts"):
         logging.getLogger(name).addFilter(quiet)
     worker = threading.Thread(target=_keep_dispatching, args=(app, dispatcher, stop, outage), name="dispatch")
     worker.start()

@@ -5,14 +5,8 @@
   order: 'sent' after 'delivered' changes nothing).
 - ``poll_statuses`` asks the provider about deliveries left without a final status,
   because Twilio retries a failed callback only once.
-- ``reconcile_stuck`` settles deliveries a dead dispatcher left in 'sending' (their lease
-  unrenewed for DISPATCH_STALE_SECONDS) or that timed out as 'uncertain'. A delivery whose
-  own reference came back already (a status callback carries ``?d=<delivery id>``, which
-  records the SID) is sent. Otherwise it asks the provider what it sent to that number
-  since the claim, less DISPATCH_CLOCK_SKEW_SECONDS (the provider's clock may be behind
-  ours), and marks the delivery sent when it finds the same text under a SID no other
-  delivery holds, or queues it again when it does not. This is what keeps a kill -9 from
-  texting anyone twice.
+- Reconciliation of deliveries a dead dispatcher left behind is in alerts/reconcile.py
+  (``reconcile_stuck``, re-exported here for old callers).
 """
 
 from __future__ import annotations
@@ -20,27 +14,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, current_app, request
-from sqlalchemy import and_, func, or_, select, update
+from flask import Blueprint, Response, request
+from sqlalchemy import select
 
-from alerts import render
-from alerts.models import (
-    DELIVERED,
-    FAILED,
-    PENDING,
-    SENDING,
-    SENT,
-    SKIPPED,
-    STATUS_RANK,
-    UNCERTAIN,
-    UNDELIVERED,
-    Alert,
-    Delivery,
-    DeliveryEvent,
-)
+from alerts.models import DELIVERED, FAILED, SENT, STATUS_RANK, UNDELIVERED, Delivery, DeliveryEvent
 from db import db, utcnow
 from alerts.routing import channel_for
 from providers.sms import ProviderError
+from alerts.reconcile import reconcile_stuck  # noqa: F401 - re-export
 from providers.twilio_webhooks import StatusReport, parse_status
 from subscribers.inbound import require_twilio_signature
 from subscribers.models import ACTIVE, Subscriber
@@ -148,90 +129,3 @@ def poll_statuses(now: datetime | None = None, limit: int = 200) -> int:
         delivery.updated_at = now  # rotate: the next poll asks about others first
     db.session.commit()
     return changed
-
-
-def reconcile_stuck(now: datetime | None = None, limit: int = 500) -> int:
-    """Settle deliveries left 'sending' by a dead dispatcher or 'uncertain' after a timeout.
-
-    Each is taken over with a compare-and-set on (status, claimed_at), so two reconcilers
-    never settle the same row. Returns how many were settled.
-    """
-    now = now or utcnow()
-    cfg = current_app.config
-    stale = now - timedelta(seconds=cfg.get("DISPATCH_STALE_SECONDS", 120))
-    uncertain = now - timedelta(seconds=cfg.get("DISPATCH_UNCERTAIN_SECONDS", 30))
-    skew = timedelta(seconds=cfg.get("DISPATCH_CLOCK_SKEW_SECONDS", 600))
-    # A claim is a lease its live owner renews: only one left unrenewed has expired.
-    lease = func.coalesce(Delivery.lease_renewed_at, Delivery.claimed_at)
-    expired = or_(and_(Delivery.status == SENDING, lease < stale),
-                  and_(Delivery.status == UNCERTAIN, Delivery.claimed_at < uncertain))
-    rows = db.session.execute(
-        select(Delivery.id, Delivery.status, Delivery.claimed_at, Delivery.channel, Delivery.alert_id,
-               Subscriber.phone, Subscriber.language, Subscriber.status, Delivery.provider_ref,
-               Delivery.provider)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
-        .where(expired)
-        .order_by(Delivery.id).limit(limit)
-    ).all()
-    if not rows:
-        return 0
-    alerts: dict[int, Alert] = {}
-    settled = 0
-    for d_id, status, claimed_at, kind, alert_id, phone, lang, s_status, known_ref, provider in rows:
-        # Compare-and-set, expiry included: a lease renewed since the read is not taken.
-        took = db.session.execute(
-            update(Delivery).where(Delivery.id == d_id, Delivery.status == status,
-                                   Delivery.claimed_at == claimed_at, expired)
-            .values(claimed_at=now, claimed_by="reconcile").execution_options(synchronize_session=False)
-        ).rowcount
-        db.session.commit()
-        if took != 1:
-            continue
-        values: dict = {"updated_at": now}
-        detail: str
-        if kind == "sms" and known_ref:
-            # Our own reference came back (a callback to ?d=<id>): the provider has it.
-            values.update(status=SENT, provider_ref=known_ref)
-            detail = f"the provider had sent it ({known_ref}, reported by its callback)"
-        elif kind == "sms" and phone:
-            alert = alerts.get(alert_id) or db.session.get(Alert, alert_id)
-            alerts[alert_id] = alert
-            body = render.sms_body(alert, lang or "pl")
-            try:
-                # The provider written on the row before its call: the one that may have it.
-                found = [r for r in channel_for(provider).find_sent(phone, claimed_at - skew) if r.body == body]
-            except ProviderError as exc:
-                # Cannot ask the provider now: leave it as it was and try again later.
-                db.session.execute(update(Delivery).where(Delivery.id == d_id)
-                                   .values(status=status, claimed_at=now)
-                                   .execution_options(synchronize_session=False))
-                db.session.commit()
-                log.warning("reconciling delivery %s: provider unavailable: %s", d_id, exc)
-                continue
-            if found:
-                # The wide window may reach an earlier message with the same text (another
-                # alert's): a SID another delivery already holds is not this one's.
-                held = set(db.session.scalars(select(Delivery.provider_ref).where(
-                    Delivery.provider_ref.in_([r.provider_ref for r in found]), Delivery.id != d_id)))
-                found = [r for r in found if r.provider_ref not in held]
-            if found:
-                values.update(status=SENT, provider_ref=found[0].provider_ref, sent_at=found[0].created_at)
-                detail = f"the provider had sent it ({found[0].provider_ref})"
-            else:
-                values.update(status=PENDING, next_attempt_at=now)
-                detail = "the provider has no such message: queued again"
-        elif kind == "sms":
-            values.update(status=SKIPPED, error="resident left")
-            detail = "resident left"
-        else:
-            # A repeated push replaces the earlier notification (same tag): safe to resend.
-            values.update(status=PENDING, next_attempt_at=now)
-            detail = "push queued again"
-        db.session.execute(update(Delivery).where(Delivery.id == d_id).values(**values)
-                           .execution_options(synchronize_session=False))
-        db.session.add(DeliveryEvent(delivery_id=d_id, source="reconcile", status=values["status"],
-                                     provider_ref=values.get("provider_ref"), detail=detail, received_at=now))
-        db.session.commit()
-        settled += 1
-        log.info("reconciled delivery %s (%s): %s", d_id, status, detail)
-    return settled

@@ -1,10 +1,14 @@
 """Dispatch: SMS per second through our Dispatcher vs a bare keep-alive HTTP client.
 
-What is measured: the wall time for `Dispatcher(app).run_once()` cycles (claim a batch of
-DISPATCH_BATCH_SIZE=200, load, render, send through TwilioSms, i.e. the real twilio SDK,
-on a pool of DISPATCH_CONCURRENCY=32 threads, record every outcome) to drain 5,000
-pending deliveries of a freshly published alert from SQLite (a file in a temp dir, WAL),
-with no rate limit (SMS_RATE_PER_SECOND=0). Publishing is outside the clock. Median of 3.
+What is measured: the wall time for the production loop, the sliding window of
+alerts/window.py (what `Dispatcher.run_forever` runs: small claims whenever there is room,
+load, render, send through TwilioSms, i.e. the real twilio SDK, on a pool of
+DISPATCH_CONCURRENCY=32 threads, outcomes recorded in small groups as they come, the
+reconciler in its thread beside it) to drain 5,000 pending deliveries of a freshly
+published alert from SQLite (a file in a temp dir, WAL), with no rate limit
+(SMS_RATE_PER_SECOND=0). A second line times `Dispatcher.run_once()` cycles (a batch of
+DISPATCH_BATCH_SIZE=200 that waits for its slowest call) on the same rows, the loop
+before the window, against the same baseline. Publishing is outside the clock. Median of 3.
 
 The gateway is tests/fakes/twilio_api.FakeTwilio (werkzeug, keep-alive, bodies not
 recorded) on 127.0.0.1 in a separate process, so its request handling does not share our
@@ -77,7 +81,8 @@ class Sample:
 
 @dataclass
 class Results:
-    ours: list[Sample] = field(default_factory=list)
+    ours: list[Sample] = field(default_factory=list)  # the window
+    batches: list[Sample] = field(default_factory=list)  # run_once cycles
     raw: list[Sample] = field(default_factory=list)
 
 
@@ -153,13 +158,16 @@ def _publish(app: Any, count: int) -> int:
     return queued
 
 
-def _drain(dispatcher: Any) -> int:
-    handled = 0
-    while True:
-        n = dispatcher.run_once()
-        if not n:
-            return handled
-        handled += n
+def _drain(dispatcher: Any, window: bool) -> None:
+    if window:
+        import threading
+
+        from alerts.window import SendingWindow
+
+        SendingWindow(dispatcher).run(threading.Event(), until_idle=True)
+        return
+    while dispatcher.run_once():
+        pass
 
 
 def _sent(app: Any) -> int:
@@ -174,7 +182,7 @@ def _sent(app: Any) -> int:
         return int(n or 0)
 
 
-def _time_ours(app: Any, dispatcher: Any, fake: FakeTwilioProcess, count: int) -> Sample:
+def _time_ours(app: Any, dispatcher: Any, fake: FakeTwilioProcess, count: int, window: bool) -> Sample:
     _clean(app)
     fake.reset()
     _publish(app, count)
@@ -182,13 +190,13 @@ def _time_ours(app: Any, dispatcher: Any, fake: FakeTwilioProcess, count: int) -
     fake_before = fake.stats()["cpu_seconds"]
     cpu_before = cpu_seconds()
     started = time.perf_counter()
-    handled = _drain(dispatcher)
+    _drain(dispatcher, window)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
     stats = fake.stats()
-    if handled != count or stats["messages"] != count or _sent(app) != count:
-        raise AssertionError(
-            f"dispatcher handled {handled}, fake got {stats['messages']}, expected {count}")
+    sent = _sent(app)
+    if stats["messages"] != count or sent != count:
+        raise AssertionError(f"dispatcher recorded {sent} sent, fake got {stats['messages']}, expected {count}")
     return Sample(elapsed, cpu, stats["cpu_seconds"] - fake_before)
 
 
@@ -232,11 +240,14 @@ def measure(count: int, *, runs: int = RUNS) -> Results:
                 dispatcher.run_once()
             sender.send_all(forms[: 3 * BATCH_SIZE])
             for run in range(runs):
-                order = ("ours", "raw") if run % 2 == 0 else ("raw", "ours")
+                order = ("ours", "batches", "raw") if run % 2 == 0 else ("raw", "batches", "ours")
                 for which in order:
                     if which == "ours":
-                        sample = _time_ours(app, dispatcher, fake, count)
+                        sample = _time_ours(app, dispatcher, fake, count, window=True)
                         results.ours.append(sample)
+                    elif which == "batches":
+                        sample = _time_ours(app, dispatcher, fake, count, window=False)
+                        results.batches.append(sample)
                     else:
                         sample = _time_raw(sender, forms, fake)
                         results.raw.append(sample)
@@ -262,22 +273,26 @@ def _describe(samples: list[Sample], count: int) -> str:
 
 
 def main(quick: bool = False) -> list[str]:
-    """One line: our msg/s vs the bare client's, with the provider-rate check."""
+    """Two lines: our msg/s (the window; run_once batches) vs the bare client's, with the
+    provider-rate check."""
     count = FULL_COUNT // 10 if quick else FULL_COUNT
     results = measure(count)
-    ours = median([s.rate(count) for s in results.ours])
     raw = median([s.rate(count) for s in results.raw])
-    ratio = ours / raw
-    figure = Figure(
-        name=f"dispatch   Dispatcher + twilio SDK, {count:,} SMS, {CONCURRENCY} threads",
-        ours=_describe(results.ours, count) + f" = {ours / PROVIDER_RATE:,.0f}x Twilio's 10 seg/s",
-        baseline="bare requests.Session, 32 conns/threads, same forms " + _describe(results.raw, count),
-        ratio=ratio,
-        ratio_text="our msg/s / raw msg/s",
-        target=f">= {TARGET_RATIO:.2f}x and >= {TARGET_MIN_RATE:,.0f} msg/s",
-        passed=ratio >= TARGET_RATIO and ours >= TARGET_MIN_RATE,
-    )
-    return [figure.line()]
+    lines = []
+    for label, samples in ((f"window of {4 * CONCURRENCY}", results.ours), (f"run_once batches of {BATCH_SIZE}",
+                                                                            results.batches)):
+        ours = median([s.rate(count) for s in samples])
+        ratio = ours / raw
+        lines.append(Figure(
+            name=f"dispatch   Dispatcher ({label}) + twilio SDK, {count:,} SMS, {CONCURRENCY} threads",
+            ours=_describe(samples, count) + f" = {ours / PROVIDER_RATE:,.0f}x Twilio's 10 seg/s",
+            baseline="bare requests.Session, 32 conns/threads, same forms " + _describe(results.raw, count),
+            ratio=ratio,
+            ratio_text="our msg/s / raw msg/s",
+            target=f">= {TARGET_RATIO:.2f}x and >= {TARGET_MIN_RATE:,.0f} msg/s",
+            passed=ratio >= TARGET_RATIO and ours >= TARGET_MIN_RATE,
+        ).line())
+    return lines
 
 
 if __name__ == "__main__":

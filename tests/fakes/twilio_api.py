@@ -23,6 +23,8 @@ complete"); "sent" counts as unfinished because Twilio waits for the carrier's r
 (people deleting in bulk report "Cannot delete message in state SENT"). Which HTTP status
 goes with 20009 is not documented; the fake answers 409, and clients go by the code.
 `receive()` puts an incoming SMS (direction "inbound") in the log, as Twilio does.
+`hold()` hangs chosen requests (creations to some numbers, list requests) until `release()`:
+a provider call that hangs, or a provider slow to say what it sent.
 
 Usage:
 
@@ -212,6 +214,11 @@ class FakeTwilio:
         self._fail_lists: tuple[int, int | None] | None = None
         self._deleted: list[str] = []
         self._delay = 0.0
+        self._held_numbers: set[str] = set()
+        self._hold_lists = False
+        self._released = threading.Event()
+        self._released.set()
+        self._waiting = 0
         self._clock_offset = timedelta(0)
         self._outage_until = 0.0
         self._outage_status = 500
@@ -272,6 +279,9 @@ class FakeTwilio:
             self._fail_lists = None
             self._deleted = []
             self._delay = 0.0
+            self._held_numbers.clear()
+            self._hold_lists = False
+            self._released.set()
             self._clock_offset = timedelta(0)
             self._outage_until = 0.0
             self.request_count = 0
@@ -359,6 +369,41 @@ class FakeTwilio:
         """Answer every request `seconds` late (0 to stop), e.g. to trigger client timeouts."""
         with self._lock:
             self._delay = max(0.0, float(seconds))
+
+    def hold(self, numbers: Iterable[str] = (), *, lists: bool = False) -> None:
+        """Hang requests until release() (or reset()): every message creation to one of
+        `numbers`, and with `lists=True` every list request (what find_sent reads). A held
+        request answers nothing meanwhile; once released it is served normally, so a held
+        creation is recorded in `.messages` only when it is let go. `waiting` says how many
+        requests are held right now. A hold left on lets go by itself after 60 s."""
+        with self._lock:
+            self._held_numbers.update(numbers)
+            self._hold_lists = self._hold_lists or lists
+            self._released.clear()
+
+    def release(self) -> None:
+        """Let every held request go, and hold no more."""
+        with self._lock:
+            self._held_numbers.clear()
+            self._hold_lists = False
+            self._released.set()
+
+    @property
+    def waiting(self) -> int:
+        """Requests held by hold() right now."""
+        with self._lock:
+            return self._waiting
+
+    def _wait_if_held(self, held: bool) -> None:
+        if not held:
+            return
+        with self._lock:
+            self._waiting += 1
+        try:
+            self._released.wait(60)
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def clock_offset(self, seconds: float) -> None:
         """Our clock runs `seconds` off real time (negative: behind): every date_created it
@@ -510,6 +555,9 @@ class FakeTwilio:
 
         to = form.get("To", "")
         with self._lock:
+            held = to in self._held_numbers
+        self._wait_if_held(held)
+        with self._lock:
             failure = self._fail_next.pop(0) if self._fail_next else None
             if failure is None and time.monotonic() < self._outage_until:
                 failure = (self._outage_status, None, None, None)
@@ -567,6 +615,9 @@ class FakeTwilio:
         return self._json(start_response, 201, payload)
 
     def _list(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            held = self._hold_lists
+        self._wait_if_held(held)
         with self._lock:
             failure = self._fail_lists
         if failure is not None:
