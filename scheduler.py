@@ -180,6 +180,10 @@ def _run_in_context(app: Flask, job: Job, lease: LeaderLease | None = None,
             db.session.remove()
 
 
+# The dispatcher's loggers (its window and the reconciler beside it log each failure too).
+QUIET_LOGGERS = ("alerts.dispatcher", "alerts.window", "alerts.reconcile", "alerts.receipts")
+
+
 def build_scheduler(app: Flask, job_list: list[Job], lease: LeaderLease | None = None,
                     outage: DatabaseOutage | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
@@ -238,8 +242,8 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
     # The dispatcher's cycle logs each failure with a traceback, every second: one line per
     # outage is enough.
     quiet = QuietDuringOutage(outage)
-    logging.getLogger("alerts.dispatcher").addFilter(quiet)
-    logging.getLogger("alerts.receipts").addFilter(quiet)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).addFilter(quiet)
     # Three renewals per lease: one slow or lost renewal does not cost the lead.
     renew_every = min(poll_lock_seconds, lease.seconds / 3)
     job_list = jobs(app)
@@ -279,8 +283,8 @@ def run(app: Flask, stop: threading.Event, poll_lock_seconds: float = 5.0,
         if leading is not None:
             leading.stop()
         lease.release()
-        logging.getLogger("alerts.dispatcher").removeFilter(quiet)
-        logging.getLogger("alerts.receipts").removeFilter(quiet)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
 
 
 def _now():
