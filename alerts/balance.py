@@ -27,7 +27,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from alerts.models import DELIVERED, PENDING, SENT, Delivery, DeliveryEvent
+from alerts.models import DELIVERED, FAILED, PENDING, SENT, Delivery, DeliveryEvent
 from alerts.routing import SmsRoute, SmsRouteShift
 from db import db, utcnow
 
@@ -58,13 +58,17 @@ def figures(names: list[str], since: datetime) -> dict[str, ProviderFigures]:
     """Per provider since `since`: sends and errors (the dispatcher's 'send' events), and the
     time from our send to the delivery receipt for messages it confirmed."""
     out = {name: ProviderFigures(name) for name in names}
-    for provider, status, count in db.session.execute(
-            select(DeliveryEvent.provider, DeliveryEvent.status, func.count())
+    # A refusal about one number (invalid, landline, STOP) says nothing about the provider;
+    # transient failures (5xx, 429, timeouts) and a broken account (ProviderError's "config")
+    # do. The dispatcher's send events carry the error's text, "... (permanent, config, ...)".
+    provider_fault = or_(DeliveryEvent.status != FAILED, DeliveryEvent.detail.like("%(permanent, config%"))
+    for provider, status, fault, count in db.session.execute(
+            select(DeliveryEvent.provider, DeliveryEvent.status, provider_fault, func.count())
             .where(DeliveryEvent.source == "send", DeliveryEvent.received_at >= since,
                    DeliveryEvent.provider.in_(names))
-            .group_by(DeliveryEvent.provider, DeliveryEvent.status)):
+            .group_by(DeliveryEvent.provider, DeliveryEvent.status, provider_fault)):
         out[provider].sends += count
-        if status != SENT:
+        if status != SENT and fault:
             out[provider].errors += count
     # The first 'delivered' receipt of each message sent in the window (5,000 at most: a median).
     first_receipt = (select(DeliveryEvent.delivery_id, func.min(DeliveryEvent.received_at).label("at"))

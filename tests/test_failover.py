@@ -307,3 +307,18 @@ def test_twilios_opt_out_answer_on_send_is_honoured_by_smsapi(both, twilio, smsa
         db.session.commit()
 
     stop_everywhere_case(app, twilio, smsapi, refused_by_twilio)
+
+
+def test_refusals_about_numbers_are_not_provider_failures_but_a_broken_account_is(both):
+    both()
+    at = utcnow()
+    db.session.execute(insert(DeliveryEvent), [
+        {"provider": "twilio", "source": "send", "status": "failed", "error_code": "21211", "received_at": at,
+         "detail": "The 'To' number is not valid (permanent, invalid_number, code 21211)"}] * 40)
+    db.session.commit()
+    assert balance.rebalance(RESTING) == []
+    db.session.execute(insert(DeliveryEvent), [
+        {"provider": "twilio", "source": "send", "status": "failed", "error_code": "20003", "received_at": at,
+         "detail": "Authenticate (permanent, config, code 20003)"}] * 40)
+    db.session.commit()
+    assert [(s.provider, s.new_weight) for s in balance.rebalance(RESTING)] == [("twilio", 5)]
