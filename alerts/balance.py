@@ -169,6 +169,9 @@ def rebalance(resting: dict[str, int], now: datetime | None = None) -> list[SmsR
                 continue  # everyone is failing: keep the split, nowhere better to send
             target = min(route.weight, int(s["probe"]))
         elif route.weight < resting[name]:
+            rate = found[name].error_rate
+            if rate is not None and rate >= s["error_rate"] / 2:
+                continue  # too few sends to call it failing, too many errors to call it recovered
             # Back by half the gap (at least 10 points) per cool-down: gradual, not a stampede.
             target = min(resting[name], route.weight + max(10, (resting[name] - route.weight) // 2))
             why = f"recovering: {why}"

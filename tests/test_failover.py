@@ -322,3 +322,11 @@ def test_refusals_about_numbers_are_not_provider_failures_but_a_broken_account_i
          "detail": "Authenticate (permanent, config, code 20003)"}] * 40)
     db.session.commit()
     assert [(s.provider, s.new_weight) for s in balance.rebalance(RESTING)] == [("twilio", 5)]
+
+
+def test_a_provider_on_its_probe_share_does_not_recover_while_its_few_sends_still_fail(both):
+    both(SMS_FAILOVER_COOLDOWN_SECONDS=0)
+    db.session.add(SmsRoute(provider="twilio", weight=5, resting=50, pinned=False, state="failing"))
+    db.session.commit()
+    sends("twilio", ok=0, failed=12)  # under the minimum to judge it failing, but no sign of health
+    assert balance.rebalance(RESTING) == [] and weights()["twilio"] == 5
