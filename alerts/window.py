@@ -16,6 +16,8 @@ and refills the window as soon as there is room:
   expires and the reconciler settles it, as after a crash;
 - reconcile: alerts/reconcile.py runs in a thread of its own beside the window, so the
   provider lookups for stuck rows never hold up sending;
+- failover: every SMS_FAILOVER_CHECK_SECONDS the loop judges the SMS providers and shifts
+  their split (alerts/balance.py);
 - stop: claim nothing more, wait for the calls in flight, record them, return.
 
 A hung call holds one place of the window and one thread, nothing else.
@@ -89,6 +91,7 @@ class SendingWindow:
         next_claim = 0.0  # after an empty (or failed) claim, wait idle_seconds before the next
         last_flush = time.monotonic()
         while not stop.is_set():
+            self.d.maybe_rebalance()  # every SMS_FAILOVER_CHECK_SECONDS: the providers' split
             self.wake.clear()  # before looking: a call returning from here on wakes the wait below
             claimed = 0
             asked = False  # a claim was tried in this round (and found `claimed` rows)
