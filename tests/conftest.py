@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from app import create_app
 from db import db
+from tests.fakes.smsapi_api import FakeSmsapi
 from tests.fakes.twilio_api import FakeTwilio
 
 
@@ -111,6 +112,30 @@ def twilio(fake_twilio: FakeTwilio) -> FakeTwilio:
     """The fake Twilio API, emptied for this test."""
     fake_twilio.reset()
     return fake_twilio
+
+
+@pytest.fixture(scope="session")
+def fake_smsapi() -> Iterator[FakeSmsapi]:
+    with FakeSmsapi() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smsapi(fake_smsapi: FakeSmsapi) -> FakeSmsapi:
+    """The fake SMSAPI, emptied for this test."""
+    fake_smsapi.reset()
+    return fake_smsapi
+
+
+@pytest.fixture
+def both(make_app: Callable[..., Flask], smsapi: FakeSmsapi) -> Callable[..., Flask]:
+    """Build an app with Twilio and SMSAPI both configured (SMS_BACKEND=twilio,smsapi)."""
+
+    def build(split: str | None = None, **overrides: Any) -> Flask:
+        return make_app(SMS_BACKEND="twilio,smsapi", SMS_SPLIT=split, SMSAPI_TOKEN=smsapi.token,
+                        SMSAPI_API_BASE=smsapi.base_url, SMSAPI_TIMEOUT=5.0, **overrides)
+
+    return build
 
 
 @pytest.fixture

@@ -25,33 +25,11 @@ from alerts.routing import SmsRoute, SmsRouteShift
 from db import db, utcnow
 from population import phone_for, seed
 from staff.audit import AuditEvent
-from tests.fakes.smsapi_api import FakeSmsapi
 from tests.test_admin_messages import make_staff, signed_in
 from tests.test_crash_safety import dispatcher_env, finish, start_dispatcher, wait_until
 from tests.test_delivery import alert
 
 RESTING = {"twilio": 50, "smsapi": 50}
-
-
-@pytest.fixture(scope="module")
-def fake_smsapi():
-    with FakeSmsapi() as fake:
-        yield fake
-
-
-@pytest.fixture
-def smsapi(fake_smsapi):
-    fake_smsapi.reset()
-    return fake_smsapi
-
-
-@pytest.fixture
-def both(make_app, smsapi):
-    def build(**overrides):
-        return make_app(SMS_BACKEND="twilio,smsapi", SMSAPI_TOKEN=smsapi.token, SMSAPI_API_BASE=smsapi.base_url,
-                        SMSAPI_TIMEOUT=5.0, **overrides)
-
-    return build
 
 
 def sends(provider: str, ok: int, failed: int, ago: float = 1.0) -> None:
@@ -270,7 +248,7 @@ def stop_everywhere_case(app, twilio, smsapi, opt_out) -> None:
 def test_stop_replied_to_twilio_is_honoured_by_smsapi(both, twilio, smsapi):
     from tests.test_inbound_sms import text_us
 
-    app = both(SMS_SPLIT="twilio:0,smsapi:100")
+    app = both("twilio:0,smsapi:100")
     client = app.test_client()
     stop_everywhere_case(app, twilio, smsapi,
                          lambda: text_us(client, twilio, "STOP", phone=phone_for(0)).status_code == 200 or None)
@@ -279,7 +257,7 @@ def test_stop_replied_to_twilio_is_honoured_by_smsapi(both, twilio, smsapi):
 def test_a_stop_report_from_smsapi_is_honoured_by_twilio(both, twilio, smsapi):
     from tests.test_delivery import drain
 
-    app = both(SMS_SPLIT="twilio:0,smsapi:100")
+    app = both("twilio:0,smsapi:100")
     client = app.test_client()
 
     def stop_at_smsapi() -> None:
@@ -297,7 +275,7 @@ def test_a_stop_report_from_smsapi_is_honoured_by_twilio(both, twilio, smsapi):
 def test_twilios_opt_out_answer_on_send_is_honoured_by_smsapi(both, twilio, smsapi):
     from tests.test_delivery import drain
 
-    app = both(SMS_SPLIT="twilio:100,smsapi:0")
+    app = both("twilio:100,smsapi:0")
 
     def refused_by_twilio() -> None:
         twilio.fail_number(phone_for(0), 21610)

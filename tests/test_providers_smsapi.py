@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -20,18 +19,6 @@ from providers.smsapi_sms import SmsapiSms
 from subscribers.models import Subscriber
 from tests.fakes.smsapi_api import FakeSmsapi
 from tests.test_delivery import alert, drain
-
-
-@pytest.fixture(scope="module")
-def fake_smsapi() -> Iterator[FakeSmsapi]:
-    with FakeSmsapi() as fake:
-        yield fake
-
-
-@pytest.fixture
-def smsapi(fake_smsapi: FakeSmsapi) -> FakeSmsapi:
-    fake_smsapi.reset()
-    return fake_smsapi
 
 
 def channel(fake: FakeSmsapi, **kw) -> SmsapiSms:

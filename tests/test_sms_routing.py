@@ -20,31 +20,7 @@ from alerts.routing import ProviderRouter, parse_split
 from app import ConfigError
 from db import db, utcnow
 from population import phone_for, seed
-from tests.fakes.smsapi_api import FakeSmsapi
 from tests.test_delivery import alert, drain
-
-
-@pytest.fixture(scope="module")
-def fake_smsapi():
-    with FakeSmsapi() as fake:
-        yield fake
-
-
-@pytest.fixture
-def smsapi(fake_smsapi):
-    fake_smsapi.reset()
-    return fake_smsapi
-
-
-@pytest.fixture
-def both(make_app, smsapi):
-    """An app with Twilio and SMSAPI configured; the split is given per test."""
-
-    def build(split: str | None = None, **overrides):
-        return make_app(SMS_BACKEND="twilio,smsapi", SMS_SPLIT=split, SMSAPI_TOKEN=smsapi.token,
-                        SMSAPI_API_BASE=smsapi.base_url, SMSAPI_TIMEOUT=5.0, **overrides)
-
-    return build
 
 
 def test_the_split_setting_is_read_strictly():
