@@ -6,6 +6,7 @@ Nothing here is timed; it only prepares fixtures and formats results.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -228,19 +229,18 @@ def new_alert(*, category: str = "weather", level: int | None = 1, areas: list[s
 # --- the fake Twilio API in its own process -------------------------------------------------
 
 
-def _fake_twilio_main(conn: Connection, record_bodies: bool) -> None:
-    """Child process: serve FakeTwilio until told to stop; answer stats and reset requests.
-    Runs in its own interpreter so its request handling never competes for our GIL."""
-    from tests.fakes.twilio_api import FakeTwilio
-
-    fake = FakeTwilio(record_bodies=record_bodies).start()
-    conn.send(FakeInfo(fake.base_url, fake.account_sid, fake.auth_token))
+def _serve_fake(conn: Connection, start: Callable[[], Any], describe: Callable[[Any], Any],
+                count: Callable[[Any], dict[str, Any]]) -> None:
+    """Child process: serve the fake `start()` returns until told to stop; answer stats
+    and reset requests. Runs in its own interpreter so its request handling never competes
+    for our GIL."""
+    fake = start()
+    conn.send(describe(fake))
     while True:
         command = conn.recv()
         if command == "stats":
             times = os.times()
-            conn.send({"requests": fake.request_count, "messages": len(fake.messages),
-                       "cpu_seconds": times.user + times.system})
+            conn.send({**count(fake), "cpu_seconds": times.user + times.system})
         elif command == "reset":
             fake.reset()
             gc.collect()
@@ -251,27 +251,33 @@ def _fake_twilio_main(conn: Connection, record_bodies: bool) -> None:
             return
 
 
-class FakeTwilioProcess:
-    """tests/fakes/twilio_api.FakeTwilio (werkzeug, keep-alive) in a separate process,
-    bodies not recorded. Use as a context manager; stop() ends only the process it started."""
+class FakeProcess:
+    """A fake provider from tests/fakes/ in a separate process. Use as a context manager;
+    leaving it ends only the process it started. `info` is what `describe` made of the fake
+    (where to reach it); `stats()` its counts and CPU seconds so far.
 
-    def __init__(self, record_bodies: bool = False) -> None:
-        self.record_bodies = record_bodies
-        self.info: FakeInfo | None = None
+    `start`, `describe` and `count` must be picklable (module-level functions, or partials
+    of them): the child is spawned."""
+
+    def __init__(self, name: str, start: Callable[[], Any], describe: Callable[[Any], Any],
+                 count: Callable[[Any], dict[str, Any]]) -> None:
+        self.name = name
+        self._target_args = (start, describe, count)
+        self.info: Any = None
         self._process: Any = None
         self._conn: Connection | None = None
 
-    def __enter__(self) -> FakeTwilioProcess:
+    def __enter__(self) -> Any:
         ctx = get_context("spawn")
         ours, theirs = ctx.Pipe()
-        self._process = ctx.Process(target=_fake_twilio_main, args=(theirs, self.record_bodies),
-                                    name="fake-twilio", daemon=True)
+        self._process = ctx.Process(target=_serve_fake, args=(theirs, *self._target_args),
+                                    name=self.name.replace(" ", "-"), daemon=True)
         self._process.start()
         theirs.close()
         self._conn = ours
         if not ours.poll(60):
             self._process.terminate()
-            raise RuntimeError("the fake Twilio process did not start within 60 s")
+            raise RuntimeError(f"the {self.name} process did not start within 60 s")
         self.info = ours.recv()
         return self
 
@@ -279,11 +285,10 @@ class FakeTwilioProcess:
         assert self._conn is not None
         self._conn.send(command)
         if not self._conn.poll(60):
-            raise RuntimeError(f"the fake Twilio process did not answer {command!r}")
+            raise RuntimeError(f"the {self.name} process did not answer {command!r}")
         return self._conn.recv()
 
     def stats(self) -> dict[str, Any]:
-        """Requests served, messages created and CPU seconds used by the fake so far."""
         return self._ask("stats")
 
     def reset(self) -> None:
@@ -302,6 +307,29 @@ class FakeTwilioProcess:
             self._process.join(timeout=5)
         if self._conn is not None:
             self._conn.close()
+
+
+def _start_twilio(record_bodies: bool) -> Any:
+    from tests.fakes.twilio_api import FakeTwilio
+
+    return FakeTwilio(record_bodies=record_bodies).start()
+
+
+def _twilio_info(fake: Any) -> FakeInfo:
+    return FakeInfo(fake.base_url, fake.account_sid, fake.auth_token)
+
+
+def _twilio_counts(fake: Any) -> dict[str, Any]:
+    return {"requests": fake.request_count, "messages": len(fake.messages)}
+
+
+class FakeTwilioProcess(FakeProcess):
+    """tests/fakes/twilio_api.FakeTwilio (werkzeug, keep-alive) in a separate process,
+    bodies not recorded unless asked; `info` is its FakeInfo."""
+
+    def __init__(self, record_bodies: bool = False) -> None:
+        super().__init__("fake Twilio", functools.partial(_start_twilio, record_bodies), _twilio_info,
+                         _twilio_counts)
 
 
 # --- fresh processes and memory ------------------------------------------------------------

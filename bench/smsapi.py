@@ -17,20 +17,16 @@ library and our channel add per message.
 
 from __future__ import annotations
 
-import gc
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
-from multiprocessing.connection import Connection
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from bench.common import Figure, cpu_seconds, free_memory, median, progress, runs_text
+from bench.common import FakeProcess, Figure, cpu_seconds, free_memory, median, progress, runs_text
 
 FULL_COUNT = 2_000
 RUNS = 3
@@ -40,63 +36,26 @@ TOKEN = "bench-smsapi-token"
 BODY = "Gmina Kozy: Burze 2. stopnia. Burze z gradem. Zabezpiecz rzeczy na balkonie. alerty.example.pl"
 
 
-def _fake_smsapi_main(conn: Connection) -> None:
-    """Child process: serve FakeSmsapi until told to stop; answer stats and reset."""
+def _start_smsapi() -> Any:
     import logging
 
     from tests.fakes.smsapi_api import FakeSmsapi
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access line per request
-
-    fake = FakeSmsapi(token=TOKEN).start()
-    conn.send(fake.base_url)
-    while True:
-        command = conn.recv()
-        if command == "stats":
-            times = os.times()
-            conn.send({"messages": len(fake.messages), "cpu_seconds": times.user + times.system})
-        elif command == "reset":
-            fake.reset()
-            gc.collect()
-            conn.send("ok")
-        elif command == "stop":
-            fake.stop()
-            conn.send("ok")
-            return
+    return FakeSmsapi(token=TOKEN).start()
 
 
-class FakeSmsapiProcess:
-    """FakeSmsapi in a separate process; a context manager that ends only the process it started."""
+def _smsapi_url(fake: Any) -> str:
+    return fake.base_url
 
-    def __enter__(self) -> FakeSmsapiProcess:
-        ours, theirs = get_context("spawn").Pipe()
-        self._process = get_context("spawn").Process(target=_fake_smsapi_main, args=(theirs,),
-                                                     name="fake-smsapi", daemon=True)
-        self._process.start()
-        theirs.close()
-        self._conn = ours
-        if not ours.poll(60):
-            self._process.terminate()
-            raise RuntimeError("the fake SMSAPI process did not start within 60 s")
-        self.base_url: str = ours.recv()
-        return self
 
-    def ask(self, command: str) -> Any:
-        self._conn.send(command)
-        if not self._conn.poll(60):
-            raise RuntimeError(f"the fake SMSAPI process did not answer {command!r}")
-        return self._conn.recv()
+def _smsapi_counts(fake: Any) -> dict[str, Any]:
+    return {"messages": len(fake.messages)}
 
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self.ask("stop")
-        except (OSError, EOFError, RuntimeError):
-            pass
-        self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.terminate()  # by its handle: only the process we started
-            self._process.join(timeout=5)
-        self._conn.close()
+
+def fake_smsapi_process() -> FakeProcess:
+    """tests/fakes/smsapi_api.FakeSmsapi in a separate process; `info` is its base URL."""
+    return FakeProcess("fake SMSAPI", _start_smsapi, _smsapi_url, _smsapi_counts)
 
 
 @dataclass
@@ -136,17 +95,17 @@ class RawSender:
         self.session.close()
 
 
-def _timed(fake: FakeSmsapiProcess, send: Any, messages: list[Any]) -> Sample:
-    fake.ask("reset")
+def _timed(fake: FakeProcess, send: Any, messages: list[Any]) -> Sample:
+    fake.reset()
     free_memory()
-    fake_before = fake.ask("stats")["cpu_seconds"]
+    fake_before = fake.stats()["cpu_seconds"]
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
         refs = set(pool.map(send, messages))
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
-    stats = fake.ask("stats")
+    stats = fake.stats()
     if len(refs) != len(messages) or stats["messages"] != len(messages):
         raise AssertionError(f"{len(refs)} distinct ids, fake got {stats['messages']}, expected {len(messages)}")
     return Sample(elapsed, cpu, stats["cpu_seconds"] - fake_before)
@@ -158,9 +117,9 @@ def measure(count: int, *, runs: int = RUNS) -> tuple[list[Sample], list[Sample]
     ours: list[Sample] = []
     raw: list[Sample] = []
     messages = _messages(count)
-    with FakeSmsapiProcess() as fake:
-        channel = SmsapiSms(TOKEN, callback_secret="bench-secret", api_base=fake.base_url, timeout=10)
-        sender = RawSender(fake.base_url)
+    with fake_smsapi_process() as fake:
+        channel = SmsapiSms(TOKEN, callback_secret="bench-secret", api_base=fake.info, timeout=10)
+        sender = RawSender(fake.info)
 
         def send_ours(message: Any) -> str:
             return channel.send(message).provider_ref
