@@ -14,7 +14,6 @@ from admin import add_error_pages
 from alerts import balance
 from db import db
 from i18n import t
-from staff import audit
 from staff.auth import current_staff, login_required
 
 bp = Blueprint("admin_providers", __name__, url_prefix="/admin/sms")
@@ -47,13 +46,10 @@ def pin_split() -> Any:
             if not any(split.values()):
                 raise ValueError(t("admin.sms.all_zero"))
         staff = current_staff()
-        shifts = balance.pin(split, f"staff:{staff.email}", reason, resting)
+        balance.pin(split, f"staff:{staff.email}", reason, resting, staff=staff)
     except ValueError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("admin.dashboard") + "#providers")
-    audit.record("sms_split_auto" if auto else "sms_split_pinned", staff=staff, commit=False, reason=reason,
-                 split={s.provider: s.new_weight for s in shifts})
-    db.session.commit()
     flash(t("admin.sms.unpinned" if auto else "admin.sms.pinned"), "info")
     return redirect(url_for("admin.dashboard") + "#providers")

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from alerts.models import DELIVERED, FAILED, PENDING, SENT, Delivery, DeliveryEvent
 from alerts.routing import SmsRoute, SmsRouteShift
 from db import db, utcnow
+from staff import audit
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,11 @@ def rebalance(resting: dict[str, int], now: datetime | None = None) -> list[SmsR
         return []
     now = now or utcnow()
     s = _settings()
-    ensure_routes(resting)
     routes = {r.provider: r for r in db.session.scalars(select(SmsRoute))}
+    if any(name not in routes or routes[name].resting != share for name, share in resting.items()):
+        # First judgement, or SMS_SPLIT changed: rows for the settings (not every 5 s).
+        ensure_routes(resting)
+        routes = {r.provider: r for r in db.session.scalars(select(SmsRoute))}
     if any(r.pinned for r in routes.values()):
         db.session.rollback()
         return []
@@ -199,9 +203,12 @@ def rebalance(resting: dict[str, int], now: datetime | None = None) -> list[SmsR
     return shifts
 
 
-def pin(split: dict[str, int] | None, actor: str, reason: str, resting: dict[str, int]) -> list[SmsRouteShift]:
+def pin(split: dict[str, int] | None, actor: str, reason: str, resting: dict[str, int],
+        staff: Any = None) -> list[SmsRouteShift]:
     """Pin the split (`split`: provider -> share), or with None unpin it back to the resting
-    split and automatic shifts. One transaction; each row changed under its row lock."""
+    split and automatic shifts; recorded as shifts and in the audit log (as `staff`, or
+    `actor` on the command line), and committed. One transaction; each row changed under
+    its row lock. Raises ValueError (nothing changed) for a bad split or no reason."""
     if not reason.strip():
         raise ValueError("a reason is required")
     names = list(resting)
@@ -229,7 +236,11 @@ def pin(split: dict[str, int] | None, actor: str, reason: str, resting: dict[str
                               actor=actor[:80], reason=route.reason)
         db.session.add(shift)
         shifts.append(shift)
-    return shifts  # the caller records the audit event and commits
+    audit.record("sms_split_auto" if split is None else "sms_split_pinned", staff=staff,
+                 actor=None if staff is not None else actor, commit=False, reason=reason.strip(),
+                 split={s.provider: s.new_weight for s in shifts})
+    db.session.commit()
+    return shifts
 
 
 def overview(resting: dict[str, int], now: datetime | None = None) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -88,11 +87,6 @@ def parse_split(text: str | None, names: list[str]) -> dict[str, int]:
     if not any(split.values()):
         raise ValueError("SMS_SPLIT: every share is 0, so no SMS could be sent")
     return split
-
-
-def channels() -> Mapping[str, SmsChannel]:
-    """The configured SMS providers, by name, in the order of SMS_BACKEND."""
-    return current_app.extensions["sms_channels"]
 
 
 def channel_for(provider: str | None) -> SmsChannel:

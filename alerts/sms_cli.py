@@ -58,9 +58,6 @@ def split_command(split: str | None, auto: bool, reason: str) -> None:
     except ValueError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    audit.record("sms_split_auto" if auto else "sms_split_pinned", actor=audit.cli_actor(), commit=False,
-                 reason=reason.strip(), split={s.provider: s.new_weight for s in shifts})
-    db.session.commit()
     for shift in shifts:
         click.echo(f"{shift.provider}: {shift.old_weight} -> {shift.new_weight}")
     click.echo("automatic failover again" if auto else "pinned: automatic failover is off until `--auto`")
