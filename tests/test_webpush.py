@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,6 +187,18 @@ def test_an_unreachable_or_slow_push_service_is_transient_unavailable(push, vapi
     push.delay(1.0)
     error = refused(lambda: fast.send(sub, message()))
     assert (error.permanent, error.reason, error.ambiguous) == (False, "unavailable", False)
+
+
+def test_a_push_that_arrives_after_reset_is_not_counted_in_the_next_test(push, vapid):
+    # The slow-service test above leaves a request sleeping in the fake; it must not land in
+    # the messages of whichever test runs next (seen once in CI as two pushes for one send).
+    sub = push.new_subscription(vapid[1])
+    push.delay(0.5)
+    fast = WebPushChannel(vapid[0], vapid[1], SUBJECT, timeout=0.1)
+    refused(lambda: fast.send(sub, message()))
+    push.reset()
+    time.sleep(0.7)
+    assert push.received == []
 
 
 def test_a_stored_subscription_with_broken_keys_is_gone_without_any_request(push, channel, vapid):

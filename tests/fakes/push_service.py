@@ -149,6 +149,7 @@ class FakePushService:
         self._fail_next: list[tuple[int, float | None]] = []
         self.rejected: list[tuple[int, str]] = []  # (status, why) of every refused POST
         self._delay = 0.0
+        self._generation = 0  # bumped by reset(): a request begun before it is not recorded
         self.request_count = 0
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -191,6 +192,7 @@ class FakePushService:
             self.rejected.clear()
             self.request_count = 0
             self._delay = 0.0
+            self._generation += 1
 
     @property
     def origin(self) -> str:
@@ -258,6 +260,7 @@ class FakePushService:
         with self._lock:
             self.request_count += 1
             delay = self._delay
+            generation = self._generation
         if delay:
             time.sleep(delay)
         path = environ.get("PATH_INFO", "")
@@ -317,7 +320,10 @@ class FakePushService:
             body_size=len(body),
         )
         with self._lock:
-            self._received.append(record)
+            # A request delayed past reset() (a client that timed out in an earlier test)
+            # would otherwise land in the next test's messages.
+            if generation == self._generation:
+                self._received.append(record)
         message_id = secrets.token_urlsafe(12)
         return self._respond(start_response, 201, "", [("Location", f"{self.base_url}/m/{message_id}")])
 
