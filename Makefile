@@ -26,7 +26,7 @@ run: $(STAMP) .env
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/python run.py
 
-# Every test on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set (CI sets it).
+# Every test on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set (CI sets it), side by side.
 # Both passes always run; each prints a summary line, and the target fails if either did.
 test: $(STAMP)
 	@$(BIN)/python -m tests.passes
