@@ -328,6 +328,10 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "DISPATCH_CLOCK_SKEW_SECONDS": _int("DISPATCH_CLOCK_SKEW_SECONDS", 600),
         # How often a running dispatcher looks for expired leases and timed-out sends to settle.
         "DISPATCH_RECONCILE_SECONDS": _float("DISPATCH_RECONCILE_SECONDS", 10.0),
+        # Before each provider call the resident's state comes from one read of everyone in
+        # flight made at most this long ago (alerts/optout.py): an opt-out stops the message
+        # within it, far sooner than the confirmation SMS reaches the resident.
+        "DISPATCH_OPTOUT_CHECK_SECONDS": _float("DISPATCH_OPTOUT_CHECK_SECONDS", 0.2),
     }
 
 

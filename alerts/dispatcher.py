@@ -19,8 +19,9 @@ loops put them together:
 
 A claim is a lease: while its rows are out, the dispatcher renews `lease_renewed_at` on the
 rows it still holds every third of DISPATCH_STALE_SECONDS, so a slow but live batch is
-never taken for a dead one. Right before each provider call the resident's state is read
-again, so an opt-out committed during a long (rate-limited) send stops their message.
+never taken for a dead one. Right before each provider call the resident's state is checked
+again (alerts/optout.py: read at most 0.2 s before), so an opt-out committed during a long
+(rate-limited) send stops their message.
 Transient provider errors (5xx, 429, connection failures) are retried with capped backoff
 for as long as the alert is valid; only a permanent error or the end of validity ends a
 delivery, and a 429 does not count as an attempt.
@@ -38,13 +39,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, Callable, Collection
+from typing import Callable, Collection
 from zoneinfo import ZoneInfo
 
 from flask import Flask
 from sqlalchemy import select, update
 
 from alerts.models import PENDING, SENDING, SKIPPED, Alert, Delivery
+from alerts.optout import OptOutCheck
 from alerts.outbox import QUIET_HOURS_MIN_PRIORITY
 from alerts.recording import Recording
 from alerts.sending import Job, Outcome, RateLimiter, Sending, worker_name
@@ -90,8 +92,8 @@ class Dispatcher(Sending, Recording):
         with app.app_context():
             # The pool threads re-read residents through it (they have no app context).
             self.engine = db.engine
-        self.check_lock = threading.Lock()
-        self.check_conn: Any = None
+        # Right before each provider call: is the resident still subscribed (alerts/optout.py)?
+        self.optout = OptOutCheck(self.engine, float(cfg.get("DISPATCH_OPTOUT_CHECK_SECONDS", 0.2)))
         self.limits = {"sms": RateLimiter(float(cfg.get("SMS_RATE_PER_SECOND", 10))),
                        "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100)))}
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send")
@@ -177,6 +179,7 @@ class Dispatcher(Sending, Recording):
                 to_send = [j for j in jobs if not j.skip]
                 skipped = [j for j in jobs if j.skip]
                 self.assign_providers(to_send)
+                self.optout.expect(j.subscriber_id for j in to_send)
                 done = threading.Event()
                 held = [j.delivery_id for j in to_send]
                 renewer = threading.Thread(target=self.renew_leases, args=(lambda: held, done),
@@ -245,10 +248,4 @@ class Dispatcher(Sending, Recording):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        self._close_check_conn()
-
-    def _close_check_conn(self) -> None:
-        with self.check_lock:
-            if self.check_conn is not None:
-                self.check_conn.close()
-                self.check_conn = None
+        self.optout.close()

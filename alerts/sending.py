@@ -3,8 +3,8 @@
 The pieces the dispatcher's loops share (alerts/dispatcher.py `run_once`, alerts/window.py
 `SendingWindow`): `Job` (one claimed delivery and what to send), `Outcome` (what the
 provider answered), `RateLimiter`, and `Sending`, the dispatcher's prepare/send methods.
-`send` runs in a pool thread and never touches the Flask session: it re-reads the resident
-through one shared connection, then talks to one provider.
+`send` runs in a pool thread and never touches the Flask session: it checks the resident
+(alerts/optout.py), then talks to one provider.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from alerts.models import DELIVERY_EXPIRED, CANCELLED, EXPIRED, SKIPPED, UPDATED
 from alerts.sms_text import count_segments
 from db import db
 from providers.sms import ProviderError, SmsMessage
-from subscribers.models import ACTIVE, PushSubscription, Subscriber
+from subscribers.models import PushSubscription
 
 
 class RateLimiter:
@@ -91,7 +91,7 @@ def worker_name() -> str:
 
 class Sending:
     """The dispatcher's prepare/send half (mixed into alerts.dispatcher.Dispatcher, which
-    sets channels, router, webpush, limits, engine, check_lock/check_conn, max_age)."""
+    sets channels, router, webpush, limits, engine, optout, max_age)."""
 
     def prepare(self, jobs: list[Job], now: datetime) -> None:
         """Decide per job what goes out; texts are rendered once per (alert, language)."""
@@ -154,30 +154,11 @@ class Sending:
         return (alert.published_at or alert.created_at) + self.max_age
 
     def still_wanted(self, job: Job) -> bool:
-        """The resident is still active, read from the database just now.
-
-        One primary-key read in a transaction of its own, right before the provider call
-        (after the rate limiter's wait): an opt-out committed before this read stops the
-        message, however long the batch has been out. The sending threads share one
-        connection, taking turns (a read is well under a millisecond): 32 threads each
-        checking out a pooled connection would overflow the pool and open new ones.
-        """
-        if job.subscriber_id is None:
-            return False
-        with self.check_lock:
-            if self.check_conn is None:
-                self.check_conn = self.engine.connect()
-            try:
-                with self.check_conn.begin():
-                    status = self.check_conn.execute(
-                        select(Subscriber.status).where(Subscriber.id == job.subscriber_id)).scalar()
-            except Exception:
-                # A broken connection (the database restarted): the next check opens another.
-                self.check_conn.invalidate()
-                self.check_conn.close()
-                self.check_conn = None
-                raise
-        return status == ACTIVE
+        """The resident is still active, as read from the database at most
+        DISPATCH_OPTOUT_CHECK_SECONDS ago (alerts/optout.py), right before the provider call
+        (after the rate limiter's wait): an opt-out committed before that stops the message,
+        however long the batch has been out."""
+        return self.optout.active(job.subscriber_id)
 
     def send(self, job: Job) -> Outcome:
         """Runs in a pool thread: re-reads the resident's state, then talks to one provider."""

@@ -152,6 +152,7 @@ class SendingWindow:
             self.d.prepare(jobs, now)
             to_send = [j for j in jobs if not j.skip]
             self.d.assign_providers(to_send)
+            self.d.optout.expect(j.subscriber_id for j in to_send)
         except Exception:
             # Claimed but never sent: let the leases expire, the reconciler queues them again.
             with self.lock:
