@@ -7,6 +7,7 @@ two-dispatcher drills run real `flask dispatch` processes.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -238,3 +239,51 @@ def test_segments_and_send_time_survive_a_callback_that_overtakes_the_record(app
     assert first.segments == 1 and first.sent_at == reported_at  # kept, and filled
     second = db.session.get(Delivery, outcomes[1].job.delivery_id)
     assert second.status == "sent" and second.segments == 1 and second.sent_at is not None
+
+
+# --- the outage drill with one provider, a real dispatcher process -----------------------------
+
+# Residents in the real-process drills (tests/test_failover.py uses it too). CI runs 2,000,
+# which take about half a minute; DRILL_RESIDENTS=10000 runs the full size.
+DRILL_RESIDENTS = int(os.environ.get("DRILL_RESIDENTS", "2000"))
+
+
+@pytest.mark.slow
+def test_a_twilio_outage_mid_send_without_a_second_provider_loses_nobody_and_sends_nothing_late(app, twilio,
+                                                                                                  tmp_path):
+    # Scaled: an 8 s outage stands for ten minutes, a warning that ends 4 s into it for one that
+    # ends during the outage, the 2 h warning for one that outlasts it.
+    n = DRILL_RESIDENTS
+    seed(n, categories={"weather": 1}, areas=["KOZY"])
+    lasting = alert(title="Burza", expires_in=timedelta(hours=2))
+    assert lifecycle.publish(lasting) == {"sms": n}
+    twilio.delay(0.01)
+    env = dispatcher_env(app, twilio, SMS_RATE_PER_SECOND="400", DISPATCH_BATCH_SIZE="50",
+                         DISPATCH_CONCURRENCY="8", DISPATCH_RETRY_BASE_SECONDS="0.2",
+                         DISPATCH_RETRY_MAX_SECONDS="1")
+    dispatcher = start_dispatcher(env, log=tmp_path / "dispatch.log")
+    try:
+        wait_until(lambda: len(twilio.messages) >= n // 5 or dispatcher.poll() is not None, 60,
+                   "the send under way")
+        twilio.outage(8.0)
+        outage_ends = utcnow() + timedelta(seconds=8)
+        brief = alert(title="Wichura", expires_in=timedelta(seconds=4))
+        assert lifecycle.publish(brief) == {"sms": n}
+        brief_ends = brief.expires_at
+        in_outage = len(twilio.messages)
+        wait_until(lambda: unsettled() == 0 or dispatcher.poll() is not None, 180, "every delivery settled")
+    finally:
+        dispatcher.terminate()
+        log = finish(dispatcher, tmp_path / "dispatch.log", 60)
+    everyone = Counter({phone_for(k): 1 for k in range(n)})
+    assert bodies_to(twilio, "Gmina Kozy: Burza") == everyone, log[-3000:]
+    assert len(twilio.messages) - in_outage >= (n - n // 5) * 0.5, "most of it went out after the outage"
+    assert min(m["created_at"] for m in twilio.messages[in_outage:]) >= outage_ends - timedelta(seconds=0.5)
+    late = [m for m in twilio.messages if m["Body"].startswith("Gmina Kozy: Wichura") and m["created_at"] > brief_ends]
+    assert late == [], f"{len(late)} SMS of a warning that had ended"
+    db.session.rollback()
+    counts = dict(db.session.execute(select(Delivery.status, func.count()).where(Delivery.alert_id == lasting.id)
+                                     .group_by(Delivery.status)).all())
+    assert counts == {"sent": n}
+    ended = set(db.session.scalars(select(Delivery.status).where(Delivery.alert_id == brief.id)))
+    assert ended <= {"expired", "sent"} and "expired" in ended

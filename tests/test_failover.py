@@ -2,7 +2,8 @@
 
 The drill runs a real `flask dispatch` process against the fake Twilio and the fake SMSAPI
 on 127.0.0.1, through the real twilio SDK and smsapi-client. Scaled for CI: 2,000 residents
-and an outage that lasts for the rest of the send stand for 10,000 and ten minutes (the
+(DRILL_RESIDENTS=10000 runs the full size) and an outage that lasts for the rest of the send
+stand for 10,000 and ten minutes (the
 thresholds are seconds here, minutes in production); what is checked is the same: exactly
 one SMS per resident across both providers, most through SMSAPI during the outage, the shift
 recorded with its reason, and the share drifting back once Twilio recovers.
@@ -28,6 +29,7 @@ from staff.audit import AuditEvent
 from tests.test_admin_messages import make_staff, signed_in
 from tests.test_crash_safety import dispatcher_env, finish, start_dispatcher, wait_until
 from tests.test_delivery import alert
+from tests.test_delivery_outages import DRILL_RESIDENTS
 
 RESTING = {"twilio": 50, "smsapi": 50}
 
@@ -183,8 +185,9 @@ def test_the_dashboard_shows_each_provider_and_an_admin_pins_the_split(both):
 def test_a_twilio_outage_mid_send_goes_through_smsapi_and_everyone_gets_exactly_one(both, twilio, smsapi,
                                                                                      tmp_path):
     app = both()
-    seed(2000, categories={"weather": 1}, areas=["KOZY"])
-    assert lifecycle.publish(alert(expires_in=timedelta(hours=2))) == {"sms": 2000}
+    n, started = DRILL_RESIDENTS, DRILL_RESIDENTS * 3 // 20
+    seed(n, categories={"weather": 1}, areas=["KOZY"])
+    assert lifecycle.publish(alert(expires_in=timedelta(hours=2))) == {"sms": n}
     twilio.delay(0.01)
     smsapi.delay(0.01)
     env = dispatcher_env(app, twilio, SMS_BACKEND="twilio,smsapi", SMSAPI_TOKEN=smsapi.token,
@@ -195,28 +198,28 @@ def test_a_twilio_outage_mid_send_goes_through_smsapi_and_everyone_gets_exactly_
                          SMS_FAILOVER_COOLDOWN_SECONDS="1", SMS_FAILOVER_MIN_ATTEMPTS="20")
     dispatcher = start_dispatcher(env, log=tmp_path / "dispatch.log")
     try:
-        wait_until(lambda: len(twilio.messages) + len(smsapi.messages) >= 300 or dispatcher.poll() is not None,
+        wait_until(lambda: len(twilio.messages) + len(smsapi.messages) >= started or dispatcher.poll() is not None,
                    60, "the send under way")
         twilio.outage(3600)  # Twilio answers 500 from here on, for as long as the test needs
         before = len(smsapi.messages)
-        wait_until(lambda: len(twilio.messages) + len(smsapi.messages) >= 2000 or dispatcher.poll() is not None,
-                   120, "every resident texted")
+        wait_until(lambda: len(twilio.messages) + len(smsapi.messages) >= n or dispatcher.poll() is not None,
+                   60 + n / 20, "every resident texted")
         during = len(smsapi.messages) - before
         twilio.outage(0)  # Twilio is back: a second message shows the share coming back
-        assert lifecycle.publish(alert(title="Burze: aktualizacja", expires_in=timedelta(hours=2))) == {"sms": 2000}
+        assert lifecycle.publish(alert(title="Burze: aktualizacja", expires_in=timedelta(hours=2))) == {"sms": n}
         wait_until(lambda: sum(1 for m in twilio.messages + smsapi.messages
-                               if "aktualizacja" in m.get("Body", m.get("message", ""))) >= 2000
-                   or dispatcher.poll() is not None, 120, "the second message out")
+                               if "aktualizacja" in m.get("Body", m.get("message", ""))) >= n
+                   or dispatcher.poll() is not None, 60 + n / 20, "the second message out")
         wait_until(lambda: weights().get("twilio") == 50 or dispatcher.poll() is not None, 60,
                    "Twilio's share back at rest")
     finally:
         dispatcher.terminate()
         log = finish(dispatcher, tmp_path / "dispatch.log", 60)
-    everyone = Counter({phone_for(n): 1 for n in range(2000)})
+    everyone = Counter({phone_for(n): 1 for n in range(n)})
     first = Counter(m["To"] for m in twilio.messages if "aktualizacja" not in m["Body"])
     first += Counter("+" + m["number"] for m in smsapi.messages if "aktualizacja" not in m["message"])
     assert first == everyone, (log[-3000:], first.most_common(3))
-    assert during > (2000 - 300) * 0.5, f"most go through SMSAPI during the outage ({during})"
+    assert during > (n - started) * 0.5, f"most go through SMSAPI during the outage ({during})"
     moved = [(s.provider, s.new_weight, s.reason) for s in shifts()]
     assert any(p == "twilio" and w == 5 and "of sends failed" in r for p, w, r in moved), moved
     assert any(p == "twilio" and r.startswith("recovering") for p, _, r in moved), moved
