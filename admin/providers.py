@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, flash, redirect, request, url_for
 from admin import add_error_pages
 from alerts import balance
 from db import db
-from i18n import t
+from i18n import current_language, t
 from staff.auth import current_staff, login_required
 
 bp = Blueprint("admin_providers", __name__, url_prefix="/admin/sms")
@@ -21,8 +21,16 @@ add_error_pages(bp)
 
 
 def provider_overview() -> dict[str, Any]:
-    """For the dashboard template (a context global): the overview of alerts/balance.py."""
-    return balance.overview(current_app.extensions["sms_split"])
+    """For the dashboard template (a context global): the overview of alerts/balance.py,
+    with every reason in the page's language."""
+    view = balance.overview(current_app.extensions["sms_split"])
+    lang = current_language()
+    for row in view["providers"]:
+        row["reason"] = balance.describe(row["reason"], lang)
+    view["shifts"] = [{"provider": s.provider, "old_weight": s.old_weight, "new_weight": s.new_weight,
+                       "at": s.at, "actor": s.actor, "reason": balance.describe(s.reason, lang)}
+                      for s in view["shifts"]]
+    return view
 
 
 @bp.post("/split")

@@ -16,6 +16,7 @@ leave it alone until it is unpinned.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from alerts.models import DELIVERED, FAILED, PENDING, SENT, Delivery, DeliveryEvent
 from alerts.routing import SmsRoute, SmsRouteShift
 from db import db, utcnow
+from i18n import translate
 from staff import audit
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,7 @@ def ensure_routes(resting: dict[str, int]) -> None:
     now = utcnow()
     for name, share in resting.items():
         stmt = insert(table).values(provider=name, weight=share, resting=share, pinned=False, state=HEALTHY,
-                                    changed_at=now, cooldown_until=None, reason="the settings' split")
+                                    changed_at=now, cooldown_until=None, reason=reason("settings"))
         db.session.execute(stmt.on_conflict_do_nothing(index_elements=[table.c.provider]))
         db.session.execute(update(table).where(table.c.provider == name, table.c.resting != share)
                            .values(resting=share))
@@ -125,18 +127,47 @@ def _settings() -> dict[str, float]:
     }
 
 
+def reason(*keys: str, **params: Any) -> str:
+    """A shift's reason as stored: the keys of its phrases and their figures (JSON), so that
+    the dashboard shows it in the reader's language (`describe`), not in the writer's."""
+    return json.dumps({"k": list(keys), **params}, ensure_ascii=False, separators=(",", ":"))
+
+
+def describe(stored: str | None, lang: str) -> str:
+    """A stored reason in `lang`: its phrases (translations/sms_reasons.*.toml) joined by ": ".
+    A reason written before reasons were coded is shown as it was stored."""
+    if not stored:
+        return ""
+    try:
+        data = json.loads(stored)
+        keys, params = data.pop("k"), data
+        phrases = [translate(f"sms_why.{key}", lang, **params) for key in keys]
+        if any(phrase == f"sms_why.{key}" for phrase, key in zip(phrases, keys)):
+            raise KeyError("no such phrase")
+        return ": ".join(phrases)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return stored
+
+
 def judge(f: ProviderFigures, s: dict[str, float]) -> tuple[str, str]:
-    """(state, why) of one provider from its figures."""
+    """(state, reason) of one provider from its figures; the reason as `reason()` stores it."""
     rate = f.error_rate
+    window = int(s["window"])
     if rate is not None and f.sends >= s["min_attempts"] and rate >= s["error_rate"]:
-        return FAILING, (f"{round(rate * 100)}% of sends failed over the last {int(s['window'])} s "
-                         f"({f.errors} of {f.sends})")
+        return FAILING, reason("failing", percent=round(rate * 100), window=window, errors=f.errors, sends=f.sends)
     median = f.median_receipt_seconds
     if median is not None and len(f.receipt_seconds) >= 5 and median >= s["latency"]:
-        return SLOW, f"median time to a delivery receipt {round(median)} s over the last {int(s['window'])} s"
+        return SLOW, reason("slow", seconds=round(median), window=window)
     if f.sends:
-        return HEALTHY, f"{f.sends - f.errors} of {f.sends} sends accepted over the last {int(s['window'])} s"
-    return HEALTHY, f"no sends over the last {int(s['window'])} s"
+        return HEALTHY, reason("healthy", accepted=f.sends - f.errors, sends=f.sends, window=window)
+    return HEALTHY, reason("idle", window=window)
+
+
+def _wrap(key: str, why: str) -> str:
+    """`why` with the phrase `key` in front ("recovering: ...")."""
+    data = json.loads(why)
+    data["k"] = [key, *data["k"]]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def rebalance(resting: dict[str, int], now: datetime | None = None) -> list[SmsRouteShift]:
@@ -178,10 +209,10 @@ def rebalance(resting: dict[str, int], now: datetime | None = None) -> list[SmsR
                 continue  # too few sends to call it failing, too many errors to call it recovered
             # Back by half the gap (at least 10 points) per cool-down: gradual, not a stampede.
             target = min(resting[name], route.weight + max(10, (resting[name] - route.weight) // 2))
-            why = f"recovering: {why}"
+            why = _wrap("recovering", why)
         elif route.weight > resting[name]:
             target = resting[name]
-            why = f"back to the resting split: {why}"
+            why = _wrap("back_to_rest", why)
         if target == route.weight and state == route.state:
             continue
         moved = db.session.execute(
@@ -189,27 +220,27 @@ def rebalance(resting: dict[str, int], now: datetime | None = None) -> list[SmsR
                 SmsRoute.provider == name, SmsRoute.weight == route.weight, SmsRoute.state == route.state,
                 SmsRoute.pinned.is_(False),
                 or_(SmsRoute.cooldown_until.is_(None), SmsRoute.cooldown_until <= now))
-            .values(weight=target, state=state, changed_at=now, reason=why[:300],
+            .values(weight=target, state=state, changed_at=now, reason=why,
                     cooldown_until=now + timedelta(seconds=s["cooldown"]))
             .execution_options(synchronize_session=False)).rowcount
         if moved != 1:
             continue  # another dispatcher moved it first, or it is cooling down
         shift = SmsRouteShift(at=now, provider=name, old_weight=route.weight, new_weight=target,
-                              actor="automatic", reason=why[:300])
+                              actor="automatic", reason=why)
         db.session.add(shift)
         shifts.append(shift)
-        log.warning("SMS split: %s %d -> %d (%s)", name, route.weight, target, why)
+        log.warning("SMS split: %s %d -> %d (%s)", name, route.weight, target, describe(why, "en"))
     db.session.commit()
     return shifts
 
 
-def pin(split: dict[str, int] | None, actor: str, reason: str, resting: dict[str, int],
+def pin(split: dict[str, int] | None, actor: str, why: str, resting: dict[str, int],
         staff: Any = None) -> list[SmsRouteShift]:
     """Pin the split (`split`: provider -> share), or with None unpin it back to the resting
     split and automatic shifts; recorded as shifts and in the audit log (as `staff`, or
     `actor` on the command line), and committed. One transaction; each row changed under
     its row lock. Raises ValueError (nothing changed) for a bad split or no reason."""
-    if not reason.strip():
+    if not why.strip():
         raise ValueError("a reason is required")
     names = list(resting)
     if split is not None:
@@ -231,16 +262,25 @@ def pin(split: dict[str, int] | None, actor: str, reason: str, resting: dict[str
         route.state = HEALTHY if split is None else route.state
         route.changed_at = now
         route.cooldown_until = None
-        route.reason = (f"pinned: {reason}" if split is not None else f"automatic again: {reason}")[:300]
+        route.reason = _reason_text("pinned" if split is not None else "automatic_again", why.strip())
         shift = SmsRouteShift(at=now, provider=route.provider, old_weight=old, new_weight=route.weight,
                               actor=actor[:80], reason=route.reason)
         db.session.add(shift)
         shifts.append(shift)
     audit.record("sms_split_auto" if split is None else "sms_split_pinned", staff=staff,
-                 actor=None if staff is not None else actor, commit=False, reason=reason.strip(),
+                 actor=None if staff is not None else actor, commit=False, reason=why.strip(),
                  split={s.provider: s.new_weight for s in shifts})
     db.session.commit()
     return shifts
+
+
+def _reason_text(key: str, text: str) -> str:
+    """A staff member's own words with the phrase `key`, cut so the stored JSON fits 300."""
+    stored = reason(key, text=text)
+    while len(stored) > 300:
+        text = text[:-10]
+        stored = reason(key, text=text + "…")
+    return stored
 
 
 def overview(resting: dict[str, int], now: datetime | None = None) -> dict[str, Any]:

@@ -36,11 +36,11 @@ def status_command() -> None:
             f"median receipt {'-' if median is None else f'{median:.0f} s'}, "
             f"{row['waiting_after_failure']} waiting after a failure here")
         if row["reason"]:
-            click.echo(f"         {row['reason']}")
+            click.echo(f"         {balance.describe(row['reason'], 'en')}")
     click.echo(f"SMS waiting: {view['waiting']}")
     for shift in view["shifts"]:
         click.echo(f"  {shift.at:%Y-%m-%d %H:%M:%S} UTC {shift.provider} {shift.old_weight} -> {shift.new_weight} "
-                   f"({shift.actor}): {shift.reason}")
+                   f"({shift.actor}): {balance.describe(shift.reason, 'en')}")
 
 
 @sms_cli.command("split")

@@ -45,6 +45,20 @@ def sends(provider: str, ok: int, failed: int, ago: float = 1.0) -> None:
     db.session.commit()
 
 
+def en(stored: str) -> str:
+    return balance.describe(stored, "en")
+
+
+def pl(stored: str) -> str:
+    return balance.describe(stored, "pl")
+
+
+def test_a_reason_written_before_reasons_were_coded_is_shown_as_it_was():
+    assert balance.describe("the settings' split", "pl") == "the settings' split"
+    assert balance.describe('{"k": ["no_such_phrase"]}', "pl") == '{"k": ["no_such_phrase"]}'
+    assert balance.describe(None, "pl") == ""
+
+
 def weights() -> dict[str, int]:
     db.session.expire_all()
     return {r.provider: r.weight for r in db.session.scalars(select(SmsRoute))}
@@ -62,7 +76,8 @@ def test_a_failing_provider_drops_to_the_probe_share_once_and_the_shift_says_why
     made = balance.rebalance(RESTING)
     assert weights() == {"twilio": 5, "smsapi": 50}
     assert [(s.provider, s.old_weight, s.new_weight, s.actor) for s in made] == [("twilio", 50, 5, "automatic")]
-    assert made[0].reason == "90% of sends failed over the last 120 s (45 of 50)"
+    assert en(made[0].reason) == "90% of sends failed over the last 120 s (45 of 50)"
+    assert pl(made[0].reason) == "90% wysyłek nieudanych w ostatnich 120 s (45 z 50)"
     assert db.session.get(SmsRoute, "twilio").state == "failing"
     # Healthy again at once, but inside the cool-down: no flapping.
     sends("twilio", ok=500, failed=0)
@@ -94,7 +109,7 @@ def test_slow_receipts_count_as_unhealthy(both, twilio):
     db.session.commit()
     made = balance.rebalance(RESTING)
     assert [(s.provider, s.new_weight) for s in made] == [("twilio", 5)]
-    assert made[0].reason.startswith("median time to a delivery receipt 890 s")
+    assert en(made[0].reason).startswith("median time to a delivery receipt 890 s")
 
 
 def test_a_recovered_provider_drifts_back_in_steps(both):
@@ -109,7 +124,8 @@ def test_a_recovered_provider_drifts_back_in_steps(both):
         steps.append(weights()["twilio"])
     assert steps[:5] == [27, 38, 48, 50, 50], steps
     assert db.session.get(SmsRoute, "twilio").state == "healthy"
-    assert shifts()[0].reason.startswith("recovering: 30 of 30 sends accepted")
+    assert en(shifts()[0].reason).startswith("recovering: 30 of 30 sends accepted")
+    assert pl(shifts()[0].reason).startswith("wraca do normy: 30 z 30 wysyłek przyjętych")
 
 
 def test_dispatchers_judging_at_the_same_instant_make_one_shift(both):
@@ -153,7 +169,8 @@ def test_a_pinned_split_is_left_alone_until_unpinned_from_the_cli(both):
     assert runner.invoke(args=["sms", "split", "--auto"]).exit_code != 0, "a reason is required"
     assert runner.invoke(args=["sms", "split", "--auto", "--reason", "done"]).exit_code == 0
     assert weights() == RESTING
-    assert [(s.actor.startswith("cli:"), s.reason) for s in shifts()][-1] == (True, "automatic again: done")
+    assert [(s.actor.startswith("cli:"), en(s.reason)) for s in shifts()][-1] == (True, "automatic again: done")
+    assert pl(shifts()[-1].reason) == "znów automatycznie: done"
     actions = list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
     assert actions == ["sms_split_pinned", "sms_split_auto"]
 
@@ -167,7 +184,7 @@ def test_the_dashboard_shows_each_provider_and_an_admin_pins_the_split(both):
     html = editor.get("/admin/").get_data(as_text=True)
     section = html[html.index('id="providers"'):]
     section = section[:section.index("</section>")]
-    assert "Operatorzy SMS" in section and "awaria" in section and "93% of sends failed" in section
+    assert "Operatorzy SMS" in section and "awaria" in section and "93% wysyłek nieudanych" in section
     assert 'name="share_twilio"' not in section, "only an admin pins"
     assert editor.post("/admin/sms/split", data={"share_twilio": "0", "share_smsapi": "100",
                                                  "reason": "x"}).status_code == 403
@@ -220,7 +237,7 @@ def test_a_twilio_outage_mid_send_goes_through_smsapi_and_everyone_gets_exactly_
     first += Counter("+" + m["number"] for m in smsapi.messages if "aktualizacja" not in m["message"])
     assert first == everyone, (log[-3000:], first.most_common(3))
     assert during > (n - started) * 0.5, f"most go through SMSAPI during the outage ({during})"
-    moved = [(s.provider, s.new_weight, s.reason) for s in shifts()]
+    moved = [(s.provider, s.new_weight, en(s.reason)) for s in shifts()]
     assert any(p == "twilio" and w == 5 and "of sends failed" in r for p, w, r in moved), moved
     assert any(p == "twilio" and r.startswith("recovering") for p, _, r in moved), moved
     second = Counter(m["To"] for m in twilio.messages if "aktualizacja" in m["Body"])
