@@ -28,7 +28,8 @@ def provider_overview() -> dict[str, Any]:
     for row in view["providers"]:
         row["reason"] = balance.describe(row["reason"], lang)
     view["shifts"] = [{"provider": s.provider, "old_weight": s.old_weight, "new_weight": s.new_weight,
-                       "at": s.at, "actor": s.actor, "reason": balance.describe(s.reason, lang)}
+                       "at": s.at,
+                       "actor": t("sms_why.actor_automatic") if s.actor == "automatic" else s.actor, "reason": balance.describe(s.reason, lang)}
                       for s in view["shifts"]]
     return view
 

@@ -33,6 +33,7 @@ def test_an_admin_sees_a_failing_provider_and_pins_the_split_on_a_phone(live_ser
     block = page.locator("#providers")
     _expect()(block.get_by_text("awaria")).to_be_visible()
     _expect()(block.get_by_text("95% wysyłek nieudanych w ostatnich 120 s (38 z 40)").first).to_be_visible()
+    _expect()(block.get_by_text("automatycznie", exact=False).first).to_be_visible()
     block.scroll_into_view_if_needed()
     page.screenshot(path="/tmp/admin-providers.png", full_page=True)
     block.get_by_label("twilio").fill("0")
