@@ -24,7 +24,7 @@ from sqlalchemy import Select, distinct, func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from admin.charts import bar_chart, line_chart
-from admin import add_error_pages
+from admin import add_error_pages, audit_view
 from alerts.models import Delivery
 from db import db, utcnow
 from i18n import current_language, t
@@ -336,13 +336,10 @@ def _audit_query(filters: dict[str, Any]) -> Select:
     return query
 
 
-def detail_text(detail: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted((detail or {}).items()))
-
-
-@bp.app_template_filter("audit_detail")
-def _audit_detail(detail: dict[str, Any] | None) -> str:
-    return detail_text(detail)
+@bp.app_context_processor
+def _audit_helpers() -> dict[str, Any]:
+    return {"audit_subject": audit_view.subject, "audit_details": audit_view.details,
+            "audit_action": audit_view.action}
 
 
 @bp.get("/audit")
