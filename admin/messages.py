@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from admin.charts import bar_chart, line_chart
-from admin import add_error_pages
+from admin import add_error_pages, feed_status
 from alerts import approval, render
 from alerts.cli import local_time
 from alerts.feeds import health_report
@@ -208,6 +208,7 @@ def _helpers() -> dict[str, Any]:
         "statuses": STATUSES,
         "channels": CHANNELS,
         "buckets": BUCKET_ORDER,
+        "source_name": feed_status.source_name,
     }
 
 
@@ -220,9 +221,11 @@ def _feed_rows() -> tuple[str, list[dict[str, Any]]]:
         def when(key: str) -> datetime | None:
             return datetime.fromisoformat(info[key]) if info.get(key) else None
 
-        rows.append({"name": name, "last_success_at": when("last_success_at"),
-                     "last_error_at": when("last_error_at"), "last_error": info.get("last_error"),
-                     "summary": info.get("last_summary"), "failing": info["failing"], "stale": info["stale"]})
+        row = {"name": name, "title": feed_status.feed_name(name), "last_success_at": when("last_success_at"),
+               "last_error_at": when("last_error_at"), "last_error": info.get("last_error"),
+               "summary": info.get("last_summary"), "failing": info["failing"], "stale": info["stale"]}
+        row["problem"] = feed_status.problem(row)
+        rows.append(row)
     return report.get("feeds_status", report["status"]), rows
 
 

@@ -589,10 +589,40 @@ def test_the_dashboard_shows_active_alerts_feeds_and_the_queue(app, twilio):
     assert "Upał" in section(html, "active") and "Przerwa w dostawie wody" not in section(html, "active")
     assert "Do zatwierdzenia: 1" in html
     feeds = section(html, "feeds")
-    assert "imgw-meteo" in feeds and "HTTP 503 from feeds.meteoalarm.org" in feeds
+    assert "IMGW – ostrzeżenia meteorologiczne" in feeds and "imgw-meteo" not in feeds
+    # Not a typed feed error: "an error" in words, the text itself folded away in the details.
+    assert "Meteoalarm</strong>" in feeds and "błąd przy odczycie; nie było jeszcze dobrej odpowiedzi" in feeds
+    assert "<summary>Szczegóły techniczne</summary>" in feeds and "HTTP 503 from feeds.meteoalarm.org" in feeds
     assert "Upał" in section(html, "today")
     english = page(ed, "/admin/?lang=en")
     assert "To approve: 1" in english and "Messages in force" in english
+
+
+@pytest.mark.parametrize(("error", "says"), [
+    ("timeout: no answer within 10 s (https://danepubliczne.imgw.pl/api/data/warningsmeteo)",
+     "brak odpowiedzi w wyznaczonym czasie od"),
+    ("connection: [Errno 111] Connection refused (https://danepubliczne.imgw.pl/x)", "brak połączenia od"),
+    ("http: HTTP 503 Service Unavailable (https://danepubliczne.imgw.pl/x)",
+     "błąd serwera źródła (HTTP 503) od"),
+    ("malformed: expected a JSON list, got an HTML page (https://danepubliczne.imgw.pl/x)",
+     "nieczytelna odpowiedź od"),
+])
+def test_a_failing_feed_is_one_plain_line_since_its_last_good_answer(app, twilio, error, says):
+    from datetime import datetime, timezone
+
+    from alerts.feeds import record_failure, record_success
+    from providers.feeds import FeedError
+
+    ok_at = datetime(2026, 12, 2, 20, 6, tzinfo=timezone.utc)
+    record_success("imgw-meteo", "3 warnings, 0 for us", now=ok_at)
+    kind, message = error.split(": ", 1)
+    failure = FeedError(kind, message.rsplit(" (", 1)[0], url=message.rsplit(" (", 1)[1].rstrip(")"))
+    assert str(failure) == error  # what record_failure stores
+    record_failure("imgw-meteo", failure, now=ok_at + timedelta(minutes=20))
+    feeds = section(page(signed_in(app, make_staff("editor")), "/admin/"), "feeds")
+    assert f"{says} 02.12.2026 21:06<" in feeds  # Warsaw time: since the last good answer
+    line = feeds[feeds.index('class="feed-error"'):]
+    assert line.index("</span>") < line.index("<details"), "the technical text is folded away"
 
 
 def test_the_queue_puts_feed_alerts_first_by_urgency(app, twilio):
@@ -610,12 +640,14 @@ def test_the_queue_puts_feed_alerts_first_by_urgency(app, twilio):
 
     waiting("Zebranie wiejskie", "official", None)
     waiting("Ewakuacja", "emergency", None)
-    waiting("IMGW żółte", source="imgw-meteo")
-    waiting("IMGW czerwone", level=3, source="imgw-meteo")
+    waiting("IMGW żółte", source="feed:meteo")
+    waiting("IMGW czerwone", level=3, source="feed:meteo")
     html = page(signed_in(app, make_staff("approver")), "/admin/queue")
     titles = re.findall(r'<h2><a href="/admin/messages/\d+">([^<]+)</a></h2>', html)
     assert titles == ["IMGW czerwone", "IMGW żółte", "Ewakuacja", "Zebranie wiejskie"]
     assert html.count("Sprawdź i zatwierdź") == 4
+    # Where it came from, in words (the source as alerts/ingest.py writes it is "feed:meteo").
+    assert html.count("automatycznie: ostrzeżenia meteorologiczne IMGW") == 2 and "feed:meteo" not in html
 
 
 def test_the_message_list_filters_by_status(app, twilio):
