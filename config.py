@@ -245,6 +245,13 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "ERASURE_PROVIDER_SECONDS": _float("ERASURE_PROVIDER_SECONDS", 10.0),
         # Longer texts are cut at a word boundary with a link to the full alert.
         "SMS_MAX_SEGMENTS": _int("SMS_MAX_SEGMENTS", 2),
+        # The cap for a text GSM-7 cannot carry (Ukrainian in Cyrillic, UCS-2: 67 characters
+        # a part instead of 153), sized to hold what Polish holds at 2 parts (306). Measured
+        # on tests/fixtures/sms/warnings_pl_uk.toml (storm, evacuation, water outage, with the
+        # longest prefixes): the Polish texts take 249-297 septets = 2 parts, the Ukrainian
+        # 251-298 units = 4-5 parts; 5 (335 units) is the smallest cap that cuts none of them.
+        # A Ukrainian SMS then costs up to 2.5x a Polish one; the preview shows it.
+        "SMS_MAX_SEGMENTS_UNICODE": _int("SMS_MAX_SEGMENTS_UNICODE", 5),
         # --- web push (off unless both keys are set; `flask webpush keys` makes them) ---
         "VAPID_PRIVATE_KEY": _secret("VAPID_PRIVATE_KEY"),
         "VAPID_PUBLIC_KEY": _str("VAPID_PUBLIC_KEY"),

@@ -49,6 +49,7 @@ from alerts.models import (
 )
 from alerts.match import GOT_IT
 from alerts.preview import preview as build_preview
+from alerts.preview import sent_variants
 from alerts.publish import TEXT_MAX_CHARS, AlertError, fingerprint
 from alerts.sms_text import count_segments
 from db import db, utcnow
@@ -502,10 +503,25 @@ def _sent_context(alert: Alert) -> dict[str, Any]:
         "segments_so_far": figures["sms_segments"] + estimated,
         "unreported": unreported,
         "currency": current_app.config.get("SMS_PRICE_CURRENCY", "PLN"),
-        # The SMS as it went out, in Polish and in every language the message was written in.
-        "sent_sms": [(lang, render.sms_body(alert, lang)) for lang in LANGUAGES
-                     if lang == "pl" or alert.texts.get(lang)] if "sms" in alert.channels else [],
+        **_sent_sms(alert),
     }
+
+
+def _language_name(code: str) -> str:
+    return t(f"admin.msg.lang.{code}") if code in LANGUAGES else code
+
+
+def _sent_sms(alert: Alert) -> dict[str, Any]:
+    """The SMS as they went out: each variant, the residents' languages that got it and how
+    many; a language that got the Polish SMS is named as such."""
+    if "sms" not in alert.channels:
+        return {"sent_sms": [], "sent_sms_unknown": 0}
+    variants, unknown = sent_variants(alert)
+    shown = [{"language": v.language, "body": v.body, "count": v.count,
+              "names": [_language_name(code) for code in (v.by_language or [v.language])],
+              "fallback_names": [_language_name(code) for code in v.by_language if code != v.language]}
+             for v in variants]
+    return {"sent_sms": shown, "sent_sms_unknown": unknown}
 
 
 def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
@@ -524,7 +540,8 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
         context["preview_by_area"] = [(code, counts, alert.areas is None or code in alert.areas)
                                       for code, counts in by_area]
         context["ucs2_chars"] = list(dict.fromkeys(
-            ch for sms in pv.sms if sms.language != "uk" for ch in sms.non_gsm))
+            ch for sms in pv.sms if not sms.unicode_script for ch in sms.non_gsm))
+        context["sms_price"] = Decimal(str(current_app.config.get("SMS_PRICE_PER_SEGMENT", "0")))
     if alert.published_at is not None:
         context.update(_sent_context(alert))
     refusal = approval.can_approve(user, alert)

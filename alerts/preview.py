@@ -2,6 +2,9 @@
 
 Computed from the saved alert with the same ``recipients`` query publishing uses and the
 same renderer the dispatcher uses, so the preview is what happens (tests hold us to it).
+Per language it says which variant residents get (their own text, or the Polish SMS when
+the message has none in their language) and what it costs, and it names, by language and
+count, every variant that falls back to Polish or is cut to its cap.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from alerts import render
-from alerts.models import Alert
+from alerts.match import GOT_IT
+from alerts.models import UNDELIVERED, Alert, Delivery
 from alerts.publish import active_channels, recipients
 from alerts.sms_text import count_segments, is_gsm7
 from db import db
+from municipality import LANGUAGES
 from subscribers.models import Subscriber, SubscriberArea
 
 
@@ -30,6 +35,21 @@ class SmsPreview:
     recipients: int
     shortened: bool  # the text was cut to the segment cap and ends with the link
     non_gsm: tuple[str, ...]  # characters that force UCS-2 (only when diacritics are kept)
+    variant: str = "own"  # "own": written in this language; "fallback": the Polish SMS
+    unicode_script: bool = False  # a script GSM-7 cannot carry: UCS-2 by necessity, own cap
+    cap: int = 2  # the segment cap this variant was fitted to
+    cost: Decimal = Decimal("0.00")  # segments x recipients x price
+
+
+@dataclass(frozen=True)
+class LanguageNotice:
+    """A loud warning about one language's residents: code "fallback" (they get the Polish
+    SMS) or "shortened" (their SMS is cut to `cap` segments and ends with the link)."""
+
+    code: str
+    language: str
+    recipients: int
+    cap: int
 
 
 @dataclass
@@ -41,6 +61,7 @@ class Preview:
     cost: Decimal
     currency: str
     warnings: list[str] = field(default_factory=list)  # stable codes: translate as preview.warning_<code>
+    notices: list[LanguageNotice] = field(default_factory=list)  # per language, residents first
 
 
 def preview(alert: Alert) -> Preview:
@@ -65,23 +86,33 @@ def preview(alert: Alert) -> Preview:
 
     sms: list[SmsPreview] = []
     total_segments = 0
+    price = Decimal(str(cfg.get("SMS_PRICE_PER_SEGMENT", "0")))
     if "sms" in channels:
         for lang in sorted({"pl", *languages}, key=lambda x: (x != "pl", x)):
             body = render.sms_body(alert, lang)
             info = count_segments(body)
+            sent_as = render.sms_language(alert, lang)
             # fit_sms adds the link to the full text only when it had to cut.
-            shortened = body.endswith(render.alert_url(alert, lang))
+            shortened = body.endswith(render.alert_url(alert, sent_as))
+            unicode_script = sent_as != "pl" and render.needs_unicode(body)
             count = languages.get(lang, 0)
-            sms.append(SmsPreview(lang, body, info.encoding, info.segments, len(body), count, shortened,
-                                  info.non_gsm))
+            sms.append(SmsPreview(
+                lang, body, info.encoding, info.segments, len(body), count, shortened, info.non_gsm,
+                variant="own" if sent_as == lang else "fallback", unicode_script=unicode_script,
+                cap=render.segment_cap(unicode_script), cost=_money(price * info.segments * count)))
             total_segments += info.segments * count
-    price = Decimal(str(cfg.get("SMS_PRICE_PER_SEGMENT", "0")))
-    cost = (price * total_segments).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    cost = _money(price * total_segments)
 
+    # Fallbacks first: residents who cannot read their SMS matter more than a cut one.
+    notices = sorted((LanguageNotice(code, p.language, p.recipients, p.cap) for p in sms
+                      for code, applies in (("fallback", p.variant == "fallback"), ("shortened", p.shortened))
+                      if applies and p.recipients), key=lambda n: (n.code != "fallback", n.language))
     warnings: list[str] = []
     if any(p.shortened for p in sms):
         warnings.append("shortened")
-    if any(p.encoding == "UCS-2" and p.language != "uk" for p in sms):
+    if any(p.variant == "fallback" and p.recipients for p in sms):
+        warnings.append("fallback")
+    if any(p.encoding == "UCS-2" and not p.unicode_script for p in sms):
         warnings.append("ucs2")
     if sum(reach.values()) == 0:
         warnings.append("no_recipients")
@@ -90,9 +121,56 @@ def preview(alert: Alert) -> Preview:
     if alert.exercise:
         warnings.append("exercise")
     return Preview(reach=reach, by_area=by_area, sms=sms, sms_segments=total_segments, cost=cost,
-                   currency=cfg.get("SMS_PRICE_CURRENCY", "PLN"), warnings=warnings)
+                   currency=cfg.get("SMS_PRICE_CURRENCY", "PLN"), warnings=warnings, notices=notices)
+
+
+def _money(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def text_warnings(text: str, keep_diacritics: bool) -> list[str]:
     """Characters in a text that would force UCS-2 (for the live counter while typing)."""
     return [] if not keep_diacritics or is_gsm7(text) else sorted(set(c for c in text if not is_gsm7(c)))
+
+
+# The provider took these: they went out (an undelivered one reached the operator).
+WENT_OUT = (*GOT_IT, UNDELIVERED)
+
+
+@dataclass
+class SentVariant:
+    """One SMS text that went out for a sent message, and to whom.
+
+    language: the language of the text; body: the SMS exactly as sent; count: SMS that went
+    out with it; by_language: residents' language -> count (a language other than
+    `language` got the Polish SMS because the message had no text in it)."""
+
+    language: str
+    body: str
+    count: int = 0
+    by_language: dict[str, int] = field(default_factory=dict)
+
+
+def sent_variants(alert: Alert) -> tuple[list[SentVariant], int]:
+    """Every SMS variant of a sent message (Polish first, then each language it was written
+    in, even before any went out) with the deliveries that went out grouped by the
+    residents' language; and how many went out to residents whose data was since erased
+    (their language, so their variant, is no longer known)."""
+    rows = db.session.execute(
+        select(Subscriber.language, func.count()).select_from(Delivery)
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.alert_id == alert.id, Delivery.channel == "sms", Delivery.status.in_(WENT_OUT))
+        .group_by(Subscriber.language)
+    ).all()
+    variants = {lang: SentVariant(lang, render.sms_body(alert, lang)) for lang in LANGUAGES
+                if render.sms_language(alert, lang) == lang}
+    unknown = 0
+    for lang, count in sorted(rows, key=lambda row: (row[0] != "pl", row[0] or "")):
+        if lang is None:
+            unknown += count
+            continue
+        sent_as = render.sms_language(alert, lang)
+        variant = variants.setdefault(sent_as, SentVariant(sent_as, render.sms_body(alert, sent_as)))
+        variant.count += count
+        variant.by_language[lang] = variant.by_language.get(lang, 0) + count
+    return sorted(variants.values(), key=lambda v: (v.language != "pl", v.language)), unknown

@@ -2,8 +2,13 @@
 
 SMS are transliterated to GSM-7 and capped at SMS_MAX_SEGMENTS (default 2, like Alert RCB's
 306 characters); a longer text is cut at a word boundary and ends with the link to the
-alert's public page, where the full text is. Ukrainian stays Cyrillic (UCS-2), since a
-transliterated Ukrainian text would be hard to read.
+alert's public page, where the full text is. A text in a script GSM-7 cannot carry
+(Ukrainian in Cyrillic) stays as written, in UCS-2, and has its own cap,
+SMS_MAX_SEGMENTS_UNICODE, sized to hold what the Polish text holds at its cap.
+
+A language the message was not written in gets the Polish residents' SMS, byte for byte
+(prefixes and link included): never Polish text behind a Ukrainian prefix, which would
+force UCS-2 and cut the Polish text after about 90 characters.
 
 Once a message is approved, everything here reads its frozen version (AlertVersion), not
 the alert row: residents get exactly what the approver approved. Before approval (the
@@ -15,7 +20,7 @@ from __future__ import annotations
 from flask import current_app
 
 from alerts.models import KIND_CANCEL, KIND_UPDATE, Alert, AlertVersion
-from alerts.sms_text import fit_sms
+from alerts.sms_text import fit_sms, is_gsm7, transliterate
 from i18n import translate
 from providers.webpush import PushMessage
 
@@ -42,17 +47,47 @@ def _prefix(alert: Alert | AlertVersion, lang: str) -> str:
     return prefix
 
 
+def has_own_text(alert: Alert | AlertVersion, lang: str) -> bool:
+    """True when residents reading `lang` get a text written in `lang` (Polish always has
+    one); otherwise `.text(lang)` falls back to Polish and so does the whole SMS. The body
+    decides: a title alone in `lang` over a Polish text is still the Polish message."""
+    return lang == "pl" or bool((alert.texts.get(lang) or "").strip())
+
+
+def sms_language(alert: Alert, lang: str) -> str:
+    """The language whose SMS a resident reading `lang` gets: `lang`, or "pl" (fallback)."""
+    return lang if has_own_text(approved(alert), lang) else "pl"
+
+
+def needs_unicode(text: str) -> bool:
+    """True when `text` has letters transliteration cannot map onto GSM-7 (Cyrillic, Greek
+    beyond the few GSM capitals, ...): such a text must go as UCS-2 to be readable."""
+    return any(ch.isalpha() and not is_gsm7(ch) and "?" in transliterate(ch) for ch in text)
+
+
+def segment_cap(unicode_script: bool) -> int:
+    """The segment cap for a text: SMS_MAX_SEGMENTS, or SMS_MAX_SEGMENTS_UNICODE for a text
+    in a script GSM-7 cannot carry."""
+    cfg = current_app.config
+    if unicode_script:
+        return cfg.get("SMS_MAX_SEGMENTS_UNICODE", 5)
+    return cfg.get("SMS_MAX_SEGMENTS", 2)
+
+
 def sms_body(alert: Alert, lang: str) -> str:
     """The exact SMS text for a resident reading `lang` (deterministic: reconciliation
-    compares it with what the provider says it sent)."""
+    compares it with what the provider says it sent). Without a text in `lang` this is
+    exactly ``sms_body(alert, "pl")``."""
+    lang = sms_language(alert, lang)
     m = current_app.extensions["municipality"]
     version = approved(alert)
     title = version.title(lang).rstrip(".")
     text = " ".join(version.text(lang).split())
     full = f"{m.name}: {_prefix(version, lang)}{title}. {text}"
-    keep = version.keep_diacritics or lang == "uk"
-    max_segments = current_app.config.get("SMS_MAX_SEGMENTS", 2)
-    return fit_sms(full, max_segments=max_segments, link=alert_url(alert, lang), keep_diacritics=keep)
+    unicode_script = lang != "pl" and needs_unicode(full)
+    keep = version.keep_diacritics or unicode_script
+    return fit_sms(full, max_segments=segment_cap(unicode_script), link=alert_url(alert, lang),
+                   keep_diacritics=keep)
 
 
 def push_message(alert: Alert, lang: str) -> PushMessage:
