@@ -518,7 +518,9 @@ def _sent_sms(alert: Alert) -> dict[str, Any]:
         return {"sent_sms": [], "sent_sms_unknown": 0}
     variants, unknown = sent_variants(alert)
     shown = [{"language": v.language, "body": v.body, "count": v.count,
-              "names": [_language_name(code) for code in (v.by_language or [v.language])],
+              # With several languages on one text, each says how many of its residents got it.
+              "names": ([f"{_language_name(code)} ({_number(n)})" for code, n in v.by_language.items()]
+                        if len(v.by_language) > 1 else [_language_name(v.language)]),
               "fallback_names": [_language_name(code) for code in v.by_language if code != v.language]}
              for v in variants]
     return {"sent_sms": shown, "sent_sms_unknown": unknown}

@@ -25,6 +25,7 @@ from db import db
 from i18n import translate
 from population import phone_for, seed
 from tests.test_admin_messages import compose, drain, fingerprint, make_staff, page, section, signed_in
+from tests.test_browser_admin_messages import _no_horizontal_scroll, _sign_in, _staff, second_page  # noqa: F401
 
 EXAMPLES = tomllib.loads((Path(__file__).parent / "fixtures" / "sms" / "warnings_pl_uk.toml").read_text("utf-8"))
 
@@ -201,7 +202,60 @@ def test_the_sent_page_shows_every_variant_and_to_how_many(app, twilio):
         assert f"<pre class=\"sms-preview\" lang=\"{lang}\">{escape(body)}</pre>" in block
         assert f'data-sent-count="{lang}">{count} odbiorców<' in block
     polish_block = re.search(r'data-sent-variant="pl">.*?</div>', html, re.S).group(0)
-    assert "Polski, Angielski" in polish_block
+    assert "Polski (3), Angielski (1)" in polish_block
     assert "Angielski: " + translate("admin.msg.sent.variant_fallback", "pl") in polish_block
     assert 'data-sent-variant="en"' not in html  # English got the Polish SMS: no variant of its own
     assert sorted(m["Body"] for m in twilio.messages) == sorted([polish] * 4 + [ukrainian] * 2)
+
+
+# --- in a real browser, at phone size -------------------------------------------------------------
+
+@pytest.mark.browser
+def test_in_a_browser_a_message_without_ukrainian_warns_and_reaches_ukrainians_uncut(
+        live_server, page, second_page, twilio):  # noqa: ANN001
+    from flask import current_app
+    from playwright.sync_api import expect
+
+    from alerts.dispatcher import Dispatcher
+    seed(3, categories={"events": 1}, areas=["KOZY"], start=0)
+    seed(2, categories={"events": 1}, areas=["KOZY"], start=100, language="uk")
+    editor, approver = _staff("editor"), _staff("approver")
+    e = EXAMPLES["evacuation"]
+
+    _sign_in(page, live_server, editor)
+    page.get_by_role("link", name="Nowy komunikat").first.click()
+    page.get_by_label("Kategoria").select_option(label="Komunikaty kryzysowe")
+    page.get_by_label("Tytuł po polsku").fill(e["title_pl"])
+    page.get_by_label("Treść po polsku").fill(e["text_pl"])
+    page.get_by_role("button", name="Zapisz i pokaż podgląd").click()
+    page.get_by_role("button", name="Przekaż do zatwierdzenia").click()
+    expect(page.get_by_role("status")).to_contain_text("Przekazano do zatwierdzenia")
+    alert = db.session.scalar(db.select(Alert))
+
+    _sign_in(second_page, live_server, approver)
+    second_page.goto(f"{live_server}/admin/messages/{alert.id}")
+    notice = second_page.locator('[data-notice="fallback-uk"]')
+    expect(notice).to_have_text(translate("admin.msg.preview.notice_fallback", "pl", language="Ukraiński", count=2))
+    assert notice.bounding_box()["y"] < 844 * 1.5  # near the top, not below the SMS texts
+    expect(second_page.locator('[data-variant="uk-fallback"]')).to_be_visible()
+    polish = second_page.locator('[data-sms-lang="pl"]').inner_text()
+    assert second_page.locator('[data-sms-lang="uk"]').inner_text() == polish
+    _no_horizontal_scroll(second_page)
+    second_page.screenshot(path="/tmp/admin-sms-languages-preview.png", full_page=True)
+    second_page.get_by_role("button", name="Zatwierdź i WYŚLIJ TERAZ").click()
+    expect(second_page.get_by_role("status")).to_contain_text("Wysłano")
+
+    app = current_app._get_current_object()
+    app.config["SMS_RATE_PER_SECOND"] = 0
+    dispatcher = Dispatcher(app)
+    while dispatcher.run_once():
+        pass
+    dispatcher.close()
+    bodies = {m["To"]: m["Body"] for m in twilio.messages}
+    assert bodies[phone_for(100)] == bodies[phone_for(101)] == polish
+    assert is_gsm7(polish) and polish.endswith("tel. 112.")
+
+    second_page.reload()
+    expect(second_page.locator('[data-sent-count="pl"]')).to_have_text("5 odbiorców")
+    _no_horizontal_scroll(second_page)
+    second_page.screenshot(path="/tmp/admin-sms-languages-sent.png", full_page=True)
