@@ -209,7 +209,20 @@ def _helpers() -> dict[str, Any]:
         "channels": CHANNELS,
         "buckets": BUCKET_ORDER,
         "source_name": feed_status.source_name,
+        "validity_defaults": _validity_defaults,
     }
+
+
+def _validity_defaults() -> str:
+    """'Ostrzeżenia meteorologiczne 24 h, Komunikaty urzędowe 7 dni, ...' for the compose hint."""
+    m = _municipality()
+    lang = current_language()
+    parts = []
+    for category in m.offered_categories():
+        hours = int(m.validity(category.code).total_seconds() // 3600)
+        span = t("validity.days", days=hours // 24) if hours % 24 == 0 and hours >= 48 else t("validity.hours", hours=hours)
+        parts.append(f"{category.name(lang)} {span}")
+    return ", ".join(parts)
 
 
 # --- the dashboard -------------------------------------------------------------------------------
@@ -234,7 +247,8 @@ def _feed_rows() -> tuple[str, list[dict[str, Any]]]:
 def dashboard():  # noqa: ANN201
     now = utcnow()
     active = db.session.scalars(
-        select(Alert).where(Alert.status == PUBLISHED,
+        # In force: published and not ended; a cancellation notice or an exercise is not.
+        select(Alert).where(Alert.status == PUBLISHED, Alert.kind != KIND_CANCEL, Alert.exercise.is_(False),
                             (Alert.expires_at.is_(None)) | (Alert.expires_at > now))
         .order_by(Alert.published_at.desc())
     ).all()

@@ -119,6 +119,11 @@ def draft_from_form(form: Any, *, parent: Alert | None = None) -> Draft:
         raise AlertError("send_at_missing", field="send_at")
     expires_at = _local(form.get("expires_at"), "expires_at")
     starts_at = send_at or utcnow()
+    if expires_at is None and category:
+        # No end given: the category's default validity, so "in force" does not fill up with
+        # messages nobody ended (a cancellation gets no end: save_draft clears it).
+        # From now at the earliest: a send time in the past is refused for what it is.
+        expires_at = max(starts_at, utcnow()) + current_app.extensions["municipality"].validity(category)
     return Draft(
         category=category, level=level,
         titles={lang: form.get(f"title_{lang}", "") for lang in ("pl", "en", "uk")},

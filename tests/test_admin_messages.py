@@ -598,6 +598,25 @@ def test_the_dashboard_shows_active_alerts_feeds_and_the_queue(app, twilio):
     assert "To approve: 1" in english and "Messages in force" in english
 
 
+def test_in_force_lists_neither_cancellations_nor_exercises(app, twilio):
+    from alerts.models import KIND_CANCEL
+    from tests.test_delivery import alert as published_alert
+
+    storm = published_alert(title="Burza")
+    lifecycle.publish(storm)
+    drill = published_alert(title="Próbny alarm", exercise=True)
+    lifecycle.publish(drill)
+    ended = published_alert(title="Upał")
+    lifecycle.publish(ended)
+    notice = lifecycle.follow_up(ended, KIND_CANCEL, lifecycle.Draft(
+        category=ended.category, level=ended.level, titles={"pl": "Odwołanie upału"}, texts={"pl": "Koniec."},
+        channels=["sms"], starts_at=utcnow()))
+    lifecycle.publish(notice)
+    in_force = section(page(signed_in(app, make_staff("editor")), "/admin/"), "active")
+    assert "Burza" in in_force
+    assert "Próbny alarm" not in in_force and "Odwołanie upału" not in in_force and "Upał" not in in_force
+
+
 @pytest.mark.parametrize(("error", "says"), [
     ("timeout: no answer within 10 s (https://danepubliczne.imgw.pl/api/data/warningsmeteo)",
      "brak odpowiedzi w wyznaczonym czasie od"),
