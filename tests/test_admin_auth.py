@@ -84,6 +84,10 @@ def test_login_page_in_polish_and_english(admin_app: Callable[..., Flask]) -> No
     assert 'name="password"' in page and 'name="email"' in page
     assert 'name="code"' not in page  # shown only when needed
     assert "Sign in to the admin" in text_of(client.get("/admin/login?lang=en"))
+    # The switch is on the sign-in page itself (a staff member who reads English finds it).
+    assert re.search(r'<a href="[^"]*lang=en[^"]*" hreflang="en" lang="en">English</a>', page)
+    english = text_of(client.get("/admin/login?lang=en"))
+    assert re.search(r'<a href="[^"]*lang=pl[^"]*" hreflang="pl" lang="pl">Polski</a>', english)
 
 
 def test_password_only_sign_in_lands_on_the_dashboard(admin_app: Callable[..., Flask]) -> None:
