@@ -23,7 +23,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from admin.charts import bar_chart, line_chart
+from admin.charts import bar_chart, column_chart
 from admin import add_error_pages, feed_status
 from alerts import approval, render
 from alerts.cli import local_time
@@ -461,9 +461,8 @@ def _timeline(alert_id: int) -> list[tuple[str, float]]:
     for value in times:
         index = int((value.astimezone(zone) - first).total_seconds() // 60) // step
         counts[index] = counts.get(index, 0) + 1
-    # A zero step before and after, so a send within one minute still draws a line.
     return [((first + timedelta(minutes=i * step)).strftime("%H:%M"), counts.get(i, 0))
-            for i in range(-1, max(counts) + 2)]
+            for i in range(0, max(counts) + 1)]
 
 
 def _failures(alert_id: int) -> list[dict[str, Any]]:
@@ -510,7 +509,7 @@ def _sent_context(alert: Alert) -> dict[str, Any]:
         "figures_by_area": by_area,
         "area_chart": bar_chart([(_area_name(code), row["total"]) for code, row in by_area],
                                 title=t("admin.msg.sent.by_area_chart")) if by_area else None,
-        "timeline_chart": line_chart(_timeline(alert.id), title=t("admin.msg.sent.timeline")),
+        "timeline_chart": column_chart(_timeline(alert.id), title=t("admin.msg.sent.timeline")),
         "failures": _failures(alert.id),
         "cost_so_far": cost,
         "segments_so_far": figures["sms_segments"] + estimated,

@@ -470,7 +470,7 @@ def test_failures_figures_and_cost_are_shown_after_sending(make_app, twilio):
     # 3 single-segment SMS x 0.20: Twilio reports no segments through a Messaging Service, so
     # the dispatcher counts the body it sent; nothing is left to estimate.
     assert "data-cost-so-far>0,60\u00a0PLN<" in html and "szacunek" not in html
-    assert "<polyline" in html  # deliveries over time
+    assert "<rect" in html[html.index("Wysłane"):] and "<polyline" not in html  # deliveries over time, as columns
     english = page(ap, f"/admin/messages/{alert.id}?lang=en")
     assert "0.60\u00a0PLN" in english and "Deliveries" in english
 
