@@ -25,7 +25,7 @@ from werkzeug.datastructures import MultiDict
 
 from admin.charts import bar_chart, column_chart
 from admin import add_error_pages, feed_status
-from alerts import approval, render
+from alerts import approval, quiet, render
 from alerts.cli import local_time
 from alerts.feeds import health_report
 from alerts.figures import BUCKET_ORDER, delivery_figures
@@ -544,7 +544,19 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
     people = _staff_emails({i for i in (alert.created_by, alert.approved_by, alert.meta.get("rejected_by"),
                                          *alert.meta.get("edited_by", [])) if i})
     follow_ups = db.session.scalars(select(Alert).where(Alert.parent_id == alert.id).order_by(Alert.id)).all()
-    scheduled_later = alert.send_at is not None and alert.send_at > utcnow()
+    now = utcnow()
+    scheduled_later = alert.send_at is not None and alert.send_at > now
+    span = quiet.hours()
+    # When the quiet hours hold it: before approval, for sending now (or at its time); after,
+    # while its deliveries still wait.
+    held = None
+    if alert.status in (DRAFT, AWAITING, SCHEDULED):
+        held = quiet.held_until(alert, alert.send_at if scheduled_later else now)
+    elif alert.status == PUBLISHED and context.get("figures", {}).get("total", {}).get("queued"):
+        held = quiet.held_until(alert, now)
+    context["quiet"] = {"held": held, "start": span[0].strftime("%H:%M") if span else "",
+                        "end": span[1].strftime("%H:%M") if span else "", "minimum": quiet.MIN_REASON,
+                        "override": (alert.meta or {}).get(quiet.OVERRIDE_KEY)}
     return render_template(
         "admin/messages/show.html", alert=alert, pv=pv, refusal=refusal, people=people, follow_ups=follow_ups,
         category=CATEGORIES.get(alert.category), placeholders=_placeholders(alert),
@@ -606,14 +618,19 @@ def submit(alert_id: int):  # noqa: ANN201
 @login_required()
 def approve(alert_id: int):  # noqa: ANN201
     alert = _alert(alert_id)
+    night = request.form.get("quiet_reason")  # the "send now despite the quiet hours" form
     try:
-        counts = approval.approve(_user(), alert, seen=_seen())
+        counts = approval.approve(_user(), alert, seen=_seen(), quiet_reason=night)
     except AlertError as exc:
         db.session.rollback()
+        if exc.field == "quiet_reason":
+            return _show_page(_alert(alert_id), Errors.of(exc), reason=night or "", status=400)
         flash(_refusal_message(exc), "error")
         return _to_show(alert_id)
     if counts is None:
         flash(t("admin.msg.flash.scheduled", when=local_time(alert.send_at)), "ok")
+    elif (held := quiet.held_until(alert, utcnow())) is not None:
+        flash(t("admin.quiet.flash", count=_number(sum(counts.values())), when=local_time(held)), "warning")
     else:
         flash(_sent_message(counts), "ok")
     return _to_show(alert_id)

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from alerts import publish as lifecycle
+from alerts import quiet
 from alerts.models import (
     AWAITING,
     CHANNELS,
@@ -213,12 +214,14 @@ def _check_seen(user: StaffUser, alert: Alert, seen: str | None) -> None:
 
 
 def approve(user: StaffUser, alert: Alert, now: datetime | None = None, *,
-            seen: str | None = None) -> dict[str, int] | None:
+            seen: str | None = None, quiet_reason: str | None = None) -> dict[str, int] | None:
     """Send now (returns deliveries queued per channel), or schedule for send_at (None).
 
     `seen` is the fingerprint the approver's page showed (the web always passes it): the
     approval is refused as ``version_changed`` unless it is the current version's. The
-    approved content is frozen (AlertVersion) in the same transaction."""
+    approved content is frozen (AlertVersion) in the same transaction. With `quiet_reason`
+    a routine message the quiet hours would hold goes out at once (alerts/quiet.py), and the
+    audit log keeps the reason, flagged."""
     now = now or utcnow()
     alert = lifecycle.lock_alert(alert.id)
     refusal = can_approve(user, alert)
@@ -226,6 +229,15 @@ def approve(user: StaffUser, alert: Alert, now: datetime | None = None, *,
         raise _refuse(user, alert, refusal)
     _check_seen(user, alert, seen)
     lifecycle.validate(_as_draft(alert, now), now)
+    if quiet_reason is not None:
+        quiet_reason = " ".join(quiet_reason.split())[:300]
+        if len(quiet_reason) < quiet.MIN_REASON:
+            db.session.rollback()
+            raise AlertError("quiet_reason", field="quiet_reason", minimum=quiet.MIN_REASON)
+        if quiet.held_until(alert, alert.send_at if alert.send_at and alert.send_at > now else now):
+            quiet.override(alert, quiet_reason)
+            audit.record("quiet_hours_override", staff=user, target=f"alert:{alert.id}", flagged=True,
+                         commit=False, reason=quiet_reason)
     alert.approved_by, alert.approved_at = user.id, now
     version = lifecycle.freeze(alert, user.id, now)
     if alert.send_at is not None and alert.send_at > now:
