@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from flask import current_app, g, has_request_context, request
 
 from municipality import LANGUAGES
@@ -48,6 +49,14 @@ def translate(key: str, lang: str, **params: Any) -> str:
             raise KeyError(f"no translation for {key!r}")
         return key
     return text.format(**params) if params else text
+
+
+def country_names(regions: list[str] | tuple[str, ...], lang: str) -> str:
+    """ISO 3166 region codes as country names in `lang`, joined with commas ("PL", "CZ" ->
+    "Polska, Czechy"; in Ukrainian "Польща, Чехія"). The names come from CLDR through
+    Babel, so every country is named without a hand-kept list; an unknown code stays a code."""
+    territories = Locale.parse(lang).territories
+    return ", ".join(territories.get(code, code) for code in regions)
 
 
 def current_language() -> str:
