@@ -37,6 +37,7 @@ from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers import codes, erasure, service
 from subscribers.consent import consent_text
 from subscribers.errors import SubscriptionError
+from subscribers.errors import error_message as subscription_error_message
 from subscribers.links import make_manage_token, subscriber_for_token
 from subscribers.models import ACTIVE, OPTED_OUT, VERIFICATION_RETENTION_DAYS, Subscriber
 from subscribers.phone import mask_phone, normalize_phone
@@ -49,6 +50,9 @@ PENDING_KEY = "pending_verification"
 ERASED_KEY = "erasure_outcome"
 
 LEVELS = (1, 2, 3)
+# Emergency messages go to every active resident whatever they chose (alerts/match.py), so
+# the forms show this category ticked and locked, and every saved choice includes it.
+ALWAYS_ON_CATEGORY = "emergency"
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -62,16 +66,8 @@ def _origin() -> service.Origin:
 
 
 def error_message(exc: SubscriptionError) -> str:
-    """The text a resident reads for `exc`, in the page language.
-
-    Rate-limit errors carry only ``retry_after``; the catalog texts want whole minutes
-    (rounded up, at least 1) or seconds, as the JSON API renders them.
-    """
-    params = {k: v for k, v in exc.params.items() if k != "detail"}
-    if exc.retry_after:
-        params.setdefault("minutes", max(1, -(-exc.retry_after // 60)))
-        params.setdefault("seconds", exc.retry_after)
-    return t(f"error.{exc.code}", **params)
+    """The text a resident reads for `exc`, in the page language."""
+    return subscription_error_message(exc, current_language())
 
 
 @dataclass
@@ -146,8 +142,9 @@ class PrefsForm:
     def parse(self) -> service.Preferences:
         """Validate through the service (raises SubscriptionError)."""
         # Keep the profile's order, so the ledger reads the same as the page.
-        offered = [c for c in _municipality().categories if c in self.categories]
-        unknown = sorted(self.categories - set(offered))
+        chosen = self.categories | {ALWAYS_ON_CATEGORY}
+        offered = [c for c in _municipality().categories if c in chosen]
+        unknown = sorted(chosen - set(offered))
         return service.parse_preferences(offered + unknown, self.levels, sorted(self.areas),
                                          self.language or None)
 
@@ -193,6 +190,7 @@ def _page_context() -> dict[str, Any]:
         "language_names": LANGUAGE_NAMES,
         "language_url": _language_url,
         "level_choices": LEVELS,
+        "always_on_category": ALWAYS_ON_CATEGORY,
         "offered_categories": _municipality().offered_categories(),
         "mask_phone": mask_phone,
     }
