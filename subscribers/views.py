@@ -286,6 +286,13 @@ def subscribe() -> Response | str:
 
 # --- the code -----------------------------------------------------------------------------
 
+def _render_verify(errors: Errors, state: dict[str, Any], code: str) -> Response | str:
+    # The seconds until "send a new code" works are rendered here (the page says it without
+    # JS); static/resend.js only counts them down.
+    return _render("public/verify.html", errors, state=state, code=code,
+                   resend_in=codes.resend_wait(state["phone"]))
+
+
 @bp.route("/verify", methods=["GET", "POST"])
 def verify() -> Response | str:
     """Enter the code from the SMS; on success go to the manage page (flash once)."""
@@ -299,14 +306,14 @@ def verify() -> Response | str:
         problem = codes.signup_problem(state["phone"]) if state.get("purpose") == "subscribe" else None
         if problem:
             errors.add(problem, set())
-        return _render("public/verify.html", errors, state=state, code="")
+        return _render_verify(errors, state, code="")
     code = request.form.get("code", "")
     try:
         subscriber = codes.verify_code(state["phone"], code, _origin())
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, {"code"})
-        return _render("public/verify.html", errors, state=state, code=code)
+        return _render_verify(errors, state, code=code)
     session.pop(PENDING_KEY, None)
     flash(t("page.verify.done_subscribe" if state.get("purpose") == "subscribe" else "page.verify.done_manage"),
           "success")
@@ -328,7 +335,7 @@ def resend() -> Response | str:
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, set())
-        return _render("public/verify.html", errors, state=state, code="")
+        return _render_verify(errors, state, code="")
     flash(t("page.verify.resent"), "success")
     return redirect(url_for("public.verify"))
 
