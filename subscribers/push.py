@@ -58,7 +58,7 @@ from i18n import translate
 from municipality import LANGUAGES
 from providers.webpush import WebPushChannel, b64url_decode, b64url_encode, generate_vapid_keys
 from subscribers import erasure, ratelimit, service
-from subscribers.consent import push_consent_text
+from subscribers.consent import push_consent_markup
 from subscribers.errors import SubscriptionError, error_message
 from subscribers.links import manage_url, subscriber_for_token
 from subscribers.models import ACTIVE, OPTED_OUT, PushSubscription, Subscriber
@@ -464,7 +464,7 @@ def _push_context() -> dict[str, Any]:
     `push_consent_text()`, the consent for notifications in this browser (it shares
     CONSENT_VERSION with the SMS consent)."""
     return {"push_enabled": current_app.extensions.get("webpush") is not None,
-            "push_consent_text": lambda: push_consent_text(_lang(), current_app.extensions["municipality"])}
+            "push_consent_text": lambda: push_consent_markup(_lang(), current_app.extensions["municipality"])}
 
 
 # --- GDPR: a resident's browsers in the export, and gone with the resident -------------------

@@ -32,10 +32,10 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from i18n import LANGUAGE_NAMES, current_language, t
+from i18n import LANGUAGE_NAMES, current_language, other_lang, shown_language, t, t_marked
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers import codes, erasure, service
-from subscribers.consent import consent_text
+from subscribers.consent import consent_markup
 from subscribers.errors import SubscriptionError
 from subscribers.errors import error_message as subscription_error_message
 from subscribers.links import make_manage_token, subscriber_for_token
@@ -191,6 +191,12 @@ def _page_context() -> dict[str, Any]:
         "language_url": _language_url,
         "level_choices": LEVELS,
         "always_on_category": ALWAYS_ON_CATEGORY,
+        "other_lang": other_lang,
+        "t_marked": t_marked,
+        # The gmina's name as shown, and its language: only English has a translated name.
+        "gmina_name": (_municipality().display_name(lang),
+                       "en" if lang == "en" and _municipality().name_en else "pl"),
+        "shown_language": shown_language,
         "offered_categories": _municipality().offered_categories(),
         "mask_phone": mask_phone,
     }
@@ -242,7 +248,7 @@ def _render_subscribe(form: PrefsForm, phone: str, consent: bool, errors: Errors
                       ) -> Response | str:
     m = _municipality()
     return _render("public/index.html", errors, form=form, phone=phone, consent=consent,
-                   consent_text=consent_text(current_language(), m))
+                   consent_text=consent_markup(current_language(), m))
 
 
 @bp.get("/subscribe")
