@@ -109,3 +109,19 @@ def test_the_check_fails_on_each_kind_of_problem(tmp_path, broken, expected):
     found = problems(tmp_path)
     assert any(line.startswith(expected) for line in found), found
     assert not any(line.startswith("admin.uk") or ".uk: admin." in line for line in found)
+
+
+def test_every_sms_reply_fits_its_two_segments_in_every_language():
+    # Replies are cut at 2 segments (subscribers/keywords.py, codes.py), link and all; Cyrillic
+    # goes as UCS-2 (67 characters a segment), so a long Ukrainian text loses its link.
+    from alerts.sms_text import count_segments, transliterate
+
+    link = "https://alerty.gminaporabka.pl/m/12345." + "x" * 22  # MAC_LENGTH, a 5-digit id
+    values = {"gmina": "Gmina Porąbka", "link": link, "code": "123456", "minutes": 10, "area": "CZA",
+              "codes": "BUJ, CZA, KOB, POR", "example": "BUJ", "site": "https://alerty.gminaporabka.pl"}
+    for lang in LANGUAGES:
+        sms = tomllib.loads((CATALOG_DIR / f"core.{lang}.toml").read_text(encoding="utf-8"))["sms"]
+        for key, text in sms.items():
+            body = text.format(stop=sms["confirmed_stop"], **values)
+            body = body if lang == "uk" else transliterate(body)
+            assert count_segments(body).segments <= 2, f"core.{lang} sms.{key}: {len(body)} characters"
