@@ -554,6 +554,10 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
         held = quiet.held_until(alert, alert.send_at if scheduled_later else now)
     elif alert.status == PUBLISHED and context.get("figures", {}).get("total", {}).get("queued"):
         held = quiet.held_until(alert, now)
+    if alert.status == SCHEDULED and not user.can("approver"):
+        context["stoppers"] = db.session.scalars(
+            select(StaffUser.email).where(StaffUser.role.in_(("approver", "admin")), StaffUser.active.is_(True))
+            .order_by(StaffUser.email)).all()
     context["quiet"] = {"held": held, "start": span[0].strftime("%H:%M") if span else "",
                         "end": span[1].strftime("%H:%M") if span else "", "minimum": quiet.MIN_REASON,
                         "override": (alert.meta or {}).get(quiet.OVERRIDE_KEY)}
@@ -664,6 +668,20 @@ def reject(alert_id: int):  # noqa: ANN201
 @login_required()
 def unschedule(alert_id: int):  # noqa: ANN201
     return _act(alert_id, approval.unschedule, "admin.msg.flash.unscheduled")
+
+
+@bp.post("/messages/<int:alert_id>/delete")
+@login_required()
+def delete(alert_id: int):  # noqa: ANN201
+    alert = _alert(alert_id)
+    try:
+        approval.delete_draft(_user(), alert)
+    except AlertError as exc:
+        db.session.rollback()
+        flash(_message(exc), "error")
+        return _to_show(alert_id)
+    flash(t("admin.drafts.deleted"), "ok")
+    return redirect(url_for("admin.messages"))
 
 
 # --- lists ------------------------------------------------------------------------------------------

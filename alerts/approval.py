@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy import delete
 
 from alerts import publish as lifecycle
 from alerts import quiet
@@ -41,6 +42,7 @@ from alerts.models import (
     REJECTED,
     SCHEDULED,
     Alert,
+    AlertVersion,
 )
 from alerts.publish import AlertError, Draft
 from db import db, utcnow
@@ -307,6 +309,22 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
     # freezes this one.
     alert.version += 1
     audit.record("unscheduled", staff=user, target=f"alert:{alert.id}", commit=False)
+    db.session.commit()
+
+
+def delete_draft(user: StaffUser, alert: Alert) -> None:
+    """Delete a draft written in the office that was never sent: its author may, and so may
+    an approver. Its frozen copies from an approval that was later unscheduled go with it;
+    the audit log keeps that it existed and what it was called."""
+    alert = lifecycle.lock_alert(alert.id)
+    if alert.status != DRAFT or alert.source != "manual":
+        raise AlertError("not_deletable")
+    if alert.created_by != user.id and not user.can("approver"):
+        raise AlertError("not_allowed")
+    audit.record("draft_deleted", staff=user, target=f"alert:{alert.id}", commit=False,
+                 title=alert.title("pl")[:200], kind=alert.kind)
+    db.session.execute(delete(AlertVersion).where(AlertVersion.alert_id == alert.id))
+    db.session.delete(alert)
     db.session.commit()
 
 

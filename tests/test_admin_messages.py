@@ -336,6 +336,48 @@ def test_a_scheduled_message_can_be_stopped_and_a_waiting_one_rejected(make_app,
     assert audit_actions(other) == ["draft_created", "submitted", "rejected"]
 
 
+def test_an_editor_sees_who_can_stop_a_scheduled_message(make_app, twilio):
+    app = make_app(SYRENA_MUNICIPALITY="porabka")
+    ed, ap = signed_in(app, make_staff("editor")), signed_in(app, make_staff("approver"))
+    make_staff("admin", "szef@gmina.example.pl")
+    alert = compose(ap, target="areas", areas=["POR"], when="later", send_at=local(timedelta(hours=2)))
+    approve(ap, alert)
+    html = page(ed, f"/admin/messages/{alert.id}")
+    told = html[html.index('id="who-can-stop"'):]
+    assert "Zatrzymać go może osoba zatwierdzająca: approver@gmina.example.pl, szef@gmina.example.pl" in told
+    assert 'id="who-can-stop"' not in page(ap, f"/admin/messages/{alert.id}"), "an approver has the button"
+
+
+def test_a_draft_is_deleted_by_its_author_or_an_approver_and_nobody_else(make_app, twilio):
+    app = make_app(SYRENA_MUNICIPALITY="porabka")
+    ed, other = signed_in(app, make_staff("editor")), signed_in(app, make_staff("editor", "inny@gmina.example.pl"))
+    ap = signed_in(app, make_staff("approver"))
+    mine = compose(ed, target="areas", areas=["POR"], title_pl="Próba tytułu")
+    assert 'id="delete-draft"' in page(ed, f"/admin/messages/{mine.id}")
+    assert 'id="delete-draft"' not in page(other, f"/admin/messages/{mine.id}")
+    refused = other.post(f"/admin/messages/{mine.id}/delete", follow_redirects=True).get_data(as_text=True)
+    assert "Nie masz uprawnień do tej czynności." in refused
+    assert db.session.get(Alert, mine.id) is not None
+    done = ed.post(f"/admin/messages/{mine.id}/delete")
+    assert done.status_code in (302, 303) and done.headers["Location"].endswith("/admin/messages")
+    db.session.expire_all()
+    assert db.session.get(Alert, mine.id) is None
+    [row] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "draft_deleted")).all()
+    assert row.target == f"alert:{mine.id}" and row.detail["title"] == "Próba tytułu"
+
+    # Submitted: no longer a draft. Scheduled, then stopped: a draft again, with its frozen copy.
+    waiting = compose(ed, target="areas", areas=["POR"])
+    ed.post(f"/admin/messages/{waiting.id}/submit")
+    assert "tylko szkic" in ed.post(f"/admin/messages/{waiting.id}/delete",
+                                    follow_redirects=True).get_data(as_text=True)
+    stopped = compose(ap, target="areas", areas=["POR"], when="later", send_at=local(timedelta(hours=2)))
+    approve(ap, stopped)
+    ap.post(f"/admin/messages/{stopped.id}/unschedule")
+    assert ap.post(f"/admin/messages/{stopped.id}/delete").status_code in (302, 303)
+    db.session.expire_all()
+    assert db.session.get(Alert, stopped.id) is None
+
+
 # --- follow-ups --------------------------------------------------------------------------------------
 
 def test_an_update_and_a_cancellation_reach_exactly_the_original_recipients(make_app, twilio):
