@@ -554,6 +554,7 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
         held = quiet.held_until(alert, alert.send_at if scheduled_later else now)
     elif alert.status == PUBLISHED and context.get("figures", {}).get("total", {}).get("queued"):
         held = quiet.held_until(alert, now)
+    context["deletable"] = approval.can_delete(user, alert)
     if alert.status == SCHEDULED and not user.can("approver"):
         context["stoppers"] = db.session.scalars(
             select(StaffUser.email).where(StaffUser.role.in_(("approver", "admin")), StaffUser.active.is_(True))

@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import select
 
 from alerts import publish as lifecycle
 from alerts import quiet
@@ -312,18 +312,28 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
     db.session.commit()
 
 
+def _deletable(alert: Alert) -> bool:
+    approved_once = db.session.scalar(select(AlertVersion.id).where(AlertVersion.alert_id == alert.id).limit(1))
+    return alert.status == DRAFT and alert.source == "manual" and approved_once is None
+
+
+def can_delete(user: StaffUser, alert: Alert) -> bool:
+    """Whether `user` may delete `alert` (for the page; delete_draft decides under the lock)."""
+    return _deletable(alert) and (alert.created_by == user.id or user.can("approver"))
+
+
 def delete_draft(user: StaffUser, alert: Alert) -> None:
-    """Delete a draft written in the office that was never sent: its author may, and so may
-    an approver. Its frozen copies from an approval that was later unscheduled go with it;
-    the audit log keeps that it existed and what it was called."""
+    """Delete a draft written in the office and never approved: its author may, and so may
+    an approver; the audit log keeps that it existed and what it was called. A draft that was
+    approved once (then unscheduled) stays: its frozen approved version is evidence, and the
+    database refuses to delete one."""
     alert = lifecycle.lock_alert(alert.id)
-    if alert.status != DRAFT or alert.source != "manual":
+    if not _deletable(alert):
         raise AlertError("not_deletable")
     if alert.created_by != user.id and not user.can("approver"):
         raise AlertError("not_allowed")
     audit.record("draft_deleted", staff=user, target=f"alert:{alert.id}", commit=False,
                  title=alert.title("pl")[:200], kind=alert.kind)
-    db.session.execute(delete(AlertVersion).where(AlertVersion.alert_id == alert.id))
     db.session.delete(alert)
     db.session.commit()
 
