@@ -126,6 +126,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from admin import providers as admin_providers
 
     app.register_blueprint(admin_providers.bp)
+    from admin import recipients as admin_recipients
+
+    app.register_blueprint(admin_recipients.bp)
     app.jinja_env.globals["sms_providers"] = admin_providers.provider_overview
     # The signed-in staff member (or None) for every template.
     app.context_processor(lambda: {"staff": current_staff()})

@@ -13,12 +13,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from flask import current_app, g, has_request_context, request
+from markupsafe import Markup
 
 from municipality import LANGUAGES
 
 CATALOG_DIR = Path(__file__).resolve().parent / "translations"
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}
+# Staff pages exist in these only (translations/admin*.toml have no Ukrainian).
+STAFF_LANGUAGES = ("pl", "en")
 
 
 @lru_cache(maxsize=None)
@@ -50,6 +54,14 @@ def translate(key: str, lang: str, **params: Any) -> str:
     return text.format(**params) if params else text
 
 
+def country_names(regions: list[str] | tuple[str, ...], lang: str) -> str:
+    """ISO 3166 region codes as country names in `lang`, joined with commas ("PL", "CZ" ->
+    "Polska, Czechy"; in Ukrainian "Польща, Чехія"). The names come from CLDR through
+    Babel, so every country is named without a hand-kept list; an unknown code stays a code."""
+    territories = Locale.parse(lang).territories
+    return ", ".join(territories.get(code, code) for code in regions)
+
+
 def current_language() -> str:
     if has_request_context():
         lang = getattr(g, "lang", None)
@@ -63,11 +75,49 @@ def t(key: str, **params: Any) -> str:
     return translate(key, current_language(), **params)
 
 
+def _staff_page() -> bool:
+    return (request.blueprint or "").startswith("admin") or request.path.startswith("/admin")
+
+
 def select_language() -> None:
-    """before_request hook: choose the page language."""
+    """before_request hook: choose the page language.
+
+    Staff pages exist in Polish and English only (translations/admin*.toml), so a resident's
+    Ukrainian choice shows them in Polish, marked lang="pl", and is not overwritten."""
+    offered = STAFF_LANGUAGES if _staff_page() else LANGUAGES
+    default = current_app.extensions["municipality"].default_language
     asked = request.args.get("lang") or request.cookies.get("lang")
-    g.lang = asked if asked in LANGUAGES else current_app.extensions["municipality"].default_language
-    g.set_lang_cookie = request.args.get("lang") in LANGUAGES
+    g.lang = asked if asked in offered else (default if default in offered else "pl")
+    g.set_lang_cookie = request.args.get("lang") in offered
+
+
+def other_lang(shown: str) -> Markup:
+    """` lang="xx"` for an element whose text is in language `shown` when that is not the
+    page's language (a message without a Ukrainian text shows its Polish one), else nothing:
+    screen readers and translators then know which language they read."""
+    if shown == current_language():
+        return Markup("")
+    return Markup(' lang="{}"').format(shown)
+
+
+def translate_marked(key: str, lang: str, names: dict[str, tuple[str, str]], **params: Any) -> Markup:
+    """`translate(key, lang, ...)` as HTML in which each of `names` (placeholder -> (text,
+    its language)) not in `lang` is wrapped in <span lang="...">: a Polish office's name in a
+    Ukrainian sentence is marked Polish. The same words as translate; everything escaped."""
+    marked = {k: (Markup('<span lang="{}">{}</span>').format(name_lang, text) if name_lang != lang else text)
+              for k, (text, name_lang) in names.items()}
+    return Markup.escape(translate(key, lang)).format(**params, **marked)
+
+
+def t_marked(key: str, names: dict[str, tuple[str, str]], **params: Any) -> Markup:
+    """translate_marked into the language of the current page."""
+    return translate_marked(key, current_language(), names, **params)
+
+
+def shown_language(texts: dict[str, str], lang: str) -> str:
+    """The language `texts` (language -> text, Polish always there) are shown in on a `lang`
+    page: `lang` itself if it has a text, else Polish, as Alert.title/text fall back."""
+    return lang if texts.get(lang) else "pl"
 
 
 def remember_language(response):  # noqa: ANN001, ANN201

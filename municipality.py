@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +31,9 @@ class Category:
     names: dict[str, str]
     # Hazard categories carry a warning level 1-3 and a resident may set the lowest level wanted.
     hazard: bool
+    # How long a message of this kind is in force when staff give no end: a storm warning a
+    # day, a flood two, an office notice a week. A profile may change it (categories.validity_hours).
+    validity_hours: int = 24
 
     def name(self, lang: str) -> str:
         return self.names.get(lang) or self.names["pl"]
@@ -42,14 +45,14 @@ CATEGORIES: dict[str, Category] = {
         Category("weather", {"pl": "Ostrzeżenia meteorologiczne", "en": "Weather warnings",
                              "uk": "Метеорологічні попередження"}, True),
         Category("hydro", {"pl": "Powódź i susza", "en": "Flood and drought",
-                           "uk": "Повінь і посуха"}, True),
+                           "uk": "Повінь і посуха"}, True, 48),
         Category("air", {"pl": "Jakość powietrza", "en": "Air quality", "uk": "Якість повітря"}, True),
         Category("emergency", {"pl": "Komunikaty kryzysowe", "en": "Emergency messages",
                                "uk": "Кризові повідомлення"}, False),
         Category("official", {"pl": "Komunikaty urzędowe", "en": "Official announcements",
-                              "uk": "Офіційні повідомлення"}, False),
+                              "uk": "Офіційні повідомлення"}, False, 168),
         Category("events", {"pl": "Wydarzenia kulturalne i sportowe", "en": "Cultural and sports events",
-                            "uk": "Культурні та спортивні події"}, False),
+                            "uk": "Культурні та спортивні події"}, False, 168),
         Category("utilities", {"pl": "Awarie i utrudnienia (woda, prąd, drogi)",
                                "en": "Outages and disruptions (water, power, roads)",
                                "uk": "Аварії та перешкоди (вода, світло, дороги)"}, False),
@@ -104,6 +107,12 @@ class Municipality:
     default_categories: tuple[str, ...]
     source: Path
     feeds: FeedSettings = field(default_factory=FeedSettings)
+    validity_hours: dict[str, int] = field(default_factory=dict)  # category -> hours
+
+    def validity(self, category: str) -> timedelta:
+        """How long a message of `category` is in force when staff set no end."""
+        hours = self.validity_hours.get(category) or getattr(CATEGORIES.get(category), "validity_hours", 24)
+        return timedelta(hours=hours)
 
     def area_codes(self) -> list[str]:
         return [a.code for a in self.areas]
@@ -156,7 +165,7 @@ _KEYS = {
     "municipality": {"name", "name_en", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
                      "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone"},
     "areas": {"code", "name"},
-    "categories": {"offered", "default"},
+    "categories": {"offered", "default", "validity_hours"},
     "quiet_hours": {"start", "end"},
     "feeds": {"hydro", "air", "rso"},
     "feeds.hydro": {"catchments"},
@@ -351,6 +360,14 @@ def load_municipality(name_or_path: str) -> Municipality:
         raise p.fail("categories.offered", "the 'emergency' category cannot be switched off")
     if not set(default) <= set(offered):
         raise p.fail("categories.default", "must be a subset of categories.offered")
+    validity = cats.get("validity_hours", {})
+    if not isinstance(validity, dict):
+        raise p.fail("categories.validity_hours", f"must be a table like {{ official = 336 }}, not {_kind(validity)}")
+    for c, hours in validity.items():
+        if c not in CATEGORIES:
+            raise p.fail("categories.validity_hours", f"unknown category {c!r} (known: {', '.join(CATEGORIES)})")
+        if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24 * 90:
+            raise p.fail(f"categories.validity_hours.{c}", "must be a whole number of hours, 1 to 2160")
 
     quiet = p.table(data.get("quiet_hours"), "quiet_hours")
     quiet_start = _parse_time(p, quiet, "start")
@@ -380,4 +397,5 @@ def load_municipality(name_or_path: str) -> Municipality:
         default_categories=default,
         source=path,
         feeds=feeds,
+        validity_hours=dict(validity),
     )

@@ -23,9 +23,9 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from admin.charts import bar_chart, line_chart
+from admin.charts import bar_chart, column_chart
 from admin import add_error_pages, feed_status
-from alerts import approval, render
+from alerts import approval, quiet, render
 from alerts.cli import local_time
 from alerts.feeds import health_report
 from alerts.figures import BUCKET_ORDER, delivery_figures
@@ -210,7 +210,20 @@ def _helpers() -> dict[str, Any]:
         "channels": CHANNELS,
         "buckets": BUCKET_ORDER,
         "source_name": feed_status.source_name,
+        "validity_defaults": _validity_defaults,
     }
+
+
+def _validity_defaults() -> str:
+    """'Ostrzeżenia meteorologiczne 24 h, Komunikaty urzędowe 7 dni, ...' for the compose hint."""
+    m = _municipality()
+    lang = current_language()
+    parts = []
+    for category in m.offered_categories():
+        hours = int(m.validity(category.code).total_seconds() // 3600)
+        span = t("validity.days", days=hours // 24) if hours % 24 == 0 and hours >= 48 else t("validity.hours", hours=hours)
+        parts.append(f"{category.name(lang)} {span}")
+    return ", ".join(parts)
 
 
 # --- the dashboard -------------------------------------------------------------------------------
@@ -235,7 +248,8 @@ def _feed_rows() -> tuple[str, list[dict[str, Any]]]:
 def dashboard():  # noqa: ANN201
     now = utcnow()
     active = db.session.scalars(
-        select(Alert).where(Alert.status == PUBLISHED,
+        # In force: published and not ended; a cancellation notice or an exercise is not.
+        select(Alert).where(Alert.status == PUBLISHED, Alert.kind != KIND_CANCEL, Alert.exercise.is_(False),
                             (Alert.expires_at.is_(None)) | (Alert.expires_at > now))
         .order_by(Alert.published_at.desc())
     ).all()
@@ -448,9 +462,8 @@ def _timeline(alert_id: int) -> list[tuple[str, float]]:
     for value in times:
         index = int((value.astimezone(zone) - first).total_seconds() // 60) // step
         counts[index] = counts.get(index, 0) + 1
-    # A zero step before and after, so a send within one minute still draws a line.
     return [((first + timedelta(minutes=i * step)).strftime("%H:%M"), counts.get(i, 0))
-            for i in range(-1, max(counts) + 2)]
+            for i in range(0, max(counts) + 1)]
 
 
 def _failures(alert_id: int) -> list[dict[str, Any]]:
@@ -497,7 +510,7 @@ def _sent_context(alert: Alert) -> dict[str, Any]:
         "figures_by_area": by_area,
         "area_chart": bar_chart([(_area_name(code), row["total"]) for code, row in by_area],
                                 title=t("admin.msg.sent.by_area_chart")) if by_area else None,
-        "timeline_chart": line_chart(_timeline(alert.id), title=t("admin.msg.sent.timeline")),
+        "timeline_chart": column_chart(_timeline(alert.id), title=t("admin.msg.sent.timeline")),
         "failures": _failures(alert.id),
         "cost_so_far": cost,
         "segments_so_far": figures["sms_segments"] + estimated,
@@ -550,7 +563,24 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
     people = _staff_emails({i for i in (alert.created_by, alert.approved_by, alert.meta.get("rejected_by"),
                                          *alert.meta.get("edited_by", [])) if i})
     follow_ups = db.session.scalars(select(Alert).where(Alert.parent_id == alert.id).order_by(Alert.id)).all()
-    scheduled_later = alert.send_at is not None and alert.send_at > utcnow()
+    now = utcnow()
+    scheduled_later = alert.send_at is not None and alert.send_at > now
+    span = quiet.hours()
+    # When the quiet hours hold it: before approval, for sending now (or at its time); after,
+    # while its deliveries still wait.
+    held = None
+    if alert.status in (DRAFT, AWAITING, SCHEDULED):
+        held = quiet.held_until(alert, alert.send_at if scheduled_later else now)
+    elif alert.status == PUBLISHED and context.get("figures", {}).get("total", {}).get("queued"):
+        held = quiet.held_until(alert, now)
+    context["deletable"] = approval.can_delete(user, alert)
+    if alert.status == SCHEDULED and not user.can("approver"):
+        context["stoppers"] = db.session.scalars(
+            select(StaffUser.email).where(StaffUser.role.in_(("approver", "admin")), StaffUser.active.is_(True))
+            .order_by(StaffUser.email)).all()
+    context["quiet"] = {"held": held, "start": span[0].strftime("%H:%M") if span else "",
+                        "end": span[1].strftime("%H:%M") if span else "", "minimum": quiet.MIN_REASON,
+                        "override": (alert.meta or {}).get(quiet.OVERRIDE_KEY)}
     return render_template(
         "admin/messages/show.html", alert=alert, pv=pv, refusal=refusal, people=people, follow_ups=follow_ups,
         category=CATEGORIES.get(alert.category), placeholders=_placeholders(alert),
@@ -612,14 +642,19 @@ def submit(alert_id: int):  # noqa: ANN201
 @login_required()
 def approve(alert_id: int):  # noqa: ANN201
     alert = _alert(alert_id)
+    night = request.form.get("quiet_reason")  # the "send now despite the quiet hours" form
     try:
-        counts = approval.approve(_user(), alert, seen=_seen())
+        counts = approval.approve(_user(), alert, seen=_seen(), quiet_reason=night)
     except AlertError as exc:
         db.session.rollback()
+        if exc.field == "quiet_reason":
+            return _show_page(_alert(alert_id), Errors.of(exc), reason=night or "", status=400)
         flash(_refusal_message(exc), "error")
         return _to_show(alert_id)
     if counts is None:
         flash(t("admin.msg.flash.scheduled", when=local_time(alert.send_at)), "ok")
+    elif (held := quiet.held_until(alert, utcnow())) is not None:
+        flash(t("admin.quiet.flash", count=_number(sum(counts.values())), when=local_time(held)), "warning")
     else:
         flash(_sent_message(counts), "ok")
     return _to_show(alert_id)
@@ -653,6 +688,20 @@ def reject(alert_id: int):  # noqa: ANN201
 @login_required()
 def unschedule(alert_id: int):  # noqa: ANN201
     return _act(alert_id, approval.unschedule, "admin.msg.flash.unscheduled")
+
+
+@bp.post("/messages/<int:alert_id>/delete")
+@login_required()
+def delete(alert_id: int):  # noqa: ANN201
+    alert = _alert(alert_id)
+    try:
+        approval.delete_draft(_user(), alert)
+    except AlertError as exc:
+        db.session.rollback()
+        flash(_message(exc), "error")
+        return _to_show(alert_id)
+    flash(t("admin.drafts.deleted"), "ok")
+    return redirect(url_for("admin.messages"))
 
 
 # --- lists ------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy import Select, distinct, func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from admin.charts import bar_chart, line_chart
-from admin import add_error_pages, audit_view
+from admin import add_error_pages, audit_view, delivery_history
 from alerts.models import Delivery
 from db import db, utcnow
 from i18n import current_language, t
@@ -211,14 +211,6 @@ def subscribers() -> Any:
 
 # --- residents: one resident --------------------------------------------------------------
 
-def _deliveries(subscriber: Subscriber) -> dict[str, Any]:
-    rows = db.session.execute(select(Delivery.channel, Delivery.status, func.count())
-                              .where(Delivery.subscriber_id == subscriber.id)
-                              .group_by(Delivery.channel, Delivery.status)).all()
-    return {"total": sum(n for *_, n in rows),
-            "rows": sorted((channel, status, n) for channel, status, n in rows)}
-
-
 def _render_subscriber(subscriber: Subscriber, errors: dict[str, str] | None = None,
                        status: int = 200) -> Any:
     user = _staff()
@@ -231,6 +223,7 @@ def _render_subscriber(subscriber: Subscriber, errors: dict[str, str] | None = N
     push_count = db.session.scalar(select(func.count()).select_from(PushSubscription)
                                    .where(PushSubscription.subscriber_id == subscriber.id)) or 0
     levels = subscriber.category_levels()
+    history, history_total = delivery_history.history(subscriber.id)
     lang = current_language()
     choices = [(CATEGORIES[c].name(lang) if c in CATEGORIES else c,
                 levels[c] if c in CATEGORIES and CATEGORIES[c].hazard else None) for c in sorted(
@@ -238,7 +231,7 @@ def _render_subscriber(subscriber: Subscriber, errors: dict[str, str] | None = N
     areas = [(m.area(a).name if m.area(a) else a) for a in subscriber.area_codes()]
     body = render_template("admin/people/subscriber.html", subscriber=subscriber, events=events,
                            phone=shown_phone(subscriber.phone, user), full_phone=full, choices=choices,
-                           areas=areas, deliveries=_deliveries(subscriber), push_count=push_count,
+                           areas=areas, history=history, history_total=history_total, push_count=push_count,
                            errors=errors or {})
     return (body, status) if status != 200 else body
 

@@ -28,8 +28,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy import select
 
 from alerts import publish as lifecycle
+from alerts import quiet
 from alerts.models import (
     AWAITING,
     CHANNELS,
@@ -40,6 +42,7 @@ from alerts.models import (
     REJECTED,
     SCHEDULED,
     Alert,
+    AlertVersion,
 )
 from alerts.publish import AlertError, Draft
 from db import db, utcnow
@@ -119,6 +122,11 @@ def draft_from_form(form: Any, *, parent: Alert | None = None) -> Draft:
         raise AlertError("send_at_missing", field="send_at")
     expires_at = _local(form.get("expires_at"), "expires_at")
     starts_at = send_at or utcnow()
+    if expires_at is None and category:
+        # No end given: the category's default validity, so "in force" does not fill up with
+        # messages nobody ended (a cancellation gets no end: save_draft clears it).
+        # From now at the earliest: a send time in the past is refused for what it is.
+        expires_at = max(starts_at, utcnow()) + current_app.extensions["municipality"].validity(category)
     return Draft(
         category=category, level=level,
         titles={lang: form.get(f"title_{lang}", "") for lang in ("pl", "en", "uk")},
@@ -208,12 +216,14 @@ def _check_seen(user: StaffUser, alert: Alert, seen: str | None) -> None:
 
 
 def approve(user: StaffUser, alert: Alert, now: datetime | None = None, *,
-            seen: str | None = None) -> dict[str, int] | None:
+            seen: str | None = None, quiet_reason: str | None = None) -> dict[str, int] | None:
     """Send now (returns deliveries queued per channel), or schedule for send_at (None).
 
     `seen` is the fingerprint the approver's page showed (the web always passes it): the
     approval is refused as ``version_changed`` unless it is the current version's. The
-    approved content is frozen (AlertVersion) in the same transaction."""
+    approved content is frozen (AlertVersion) in the same transaction. With `quiet_reason`
+    a routine message the quiet hours would hold goes out at once (alerts/quiet.py), and the
+    audit log keeps the reason, flagged."""
     now = now or utcnow()
     alert = lifecycle.lock_alert(alert.id)
     refusal = can_approve(user, alert)
@@ -221,6 +231,15 @@ def approve(user: StaffUser, alert: Alert, now: datetime | None = None, *,
         raise _refuse(user, alert, refusal)
     _check_seen(user, alert, seen)
     lifecycle.validate(_as_draft(alert, now), now)
+    if quiet_reason is not None:
+        quiet_reason = " ".join(quiet_reason.split())[:300]
+        if len(quiet_reason) < quiet.MIN_REASON:
+            db.session.rollback()
+            raise AlertError("quiet_reason", field="quiet_reason", minimum=quiet.MIN_REASON)
+        if quiet.held_until(alert, alert.send_at if alert.send_at and alert.send_at > now else now):
+            quiet.override(alert, quiet_reason)
+            audit.record("quiet_hours_override", staff=user, target=f"alert:{alert.id}", flagged=True,
+                         commit=False, reason=quiet_reason)
     alert.approved_by, alert.approved_at = user.id, now
     version = lifecycle.freeze(alert, user.id, now)
     if alert.send_at is not None and alert.send_at > now:
@@ -290,6 +309,32 @@ def unschedule(user: StaffUser, alert: Alert) -> None:
     # freezes this one.
     alert.version += 1
     audit.record("unscheduled", staff=user, target=f"alert:{alert.id}", commit=False)
+    db.session.commit()
+
+
+def _deletable(alert: Alert) -> bool:
+    approved_once = db.session.scalar(select(AlertVersion.id).where(AlertVersion.alert_id == alert.id).limit(1))
+    return alert.status == DRAFT and alert.source == "manual" and approved_once is None
+
+
+def can_delete(user: StaffUser, alert: Alert) -> bool:
+    """Whether `user` may delete `alert` (for the page; delete_draft decides under the lock)."""
+    return _deletable(alert) and (alert.created_by == user.id or user.can("approver"))
+
+
+def delete_draft(user: StaffUser, alert: Alert) -> None:
+    """Delete a draft written in the office and never approved: its author may, and so may
+    an approver; the audit log keeps that it existed and what it was called. A draft that was
+    approved once (then unscheduled) stays: its frozen approved version is evidence, and the
+    database refuses to delete one."""
+    alert = lifecycle.lock_alert(alert.id)
+    if not _deletable(alert):
+        raise AlertError("not_deletable")
+    if alert.created_by != user.id and not user.can("approver"):
+        raise AlertError("not_allowed")
+    audit.record("draft_deleted", staff=user, target=f"alert:{alert.id}", commit=False,
+                 title=alert.title("pl")[:200], kind=alert.kind)
+    db.session.delete(alert)
     db.session.commit()
 
 

@@ -134,7 +134,7 @@ def reason(*keys: str, **params: Any) -> str:
 
 
 def describe(stored: str | None, lang: str) -> str:
-    """A stored reason in `lang`: its phrases (translations/sms_reasons.*.toml) joined by ": ".
+    """A stored reason in `lang`: its phrases (translations/admin_sms_reasons.*.toml) joined by ": ".
     A reason written before reasons were coded is shown as it was stored."""
     if not stored:
         return ""

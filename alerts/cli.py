@@ -99,7 +99,7 @@ def _publish(alert: Alert, now: datetime, break_glass: bool, reason: str | None)
 @click.option("--text-en")
 @click.option("--title-uk")
 @click.option("--text-uk")
-@click.option("--expires-in", help="How long it is valid, e.g. 6h (default: no end).")
+@click.option("--expires-in", help="How long it is valid, e.g. 6h (default: the category's, e.g. 24h for weather).")
 @click.option("--channels", default="sms,push", show_default=True)
 @click.option("--keep-diacritics", is_flag=True, help="Send Polish letters (UCS-2: 2-3x the SMS cost).")
 @_break_glass_options
@@ -116,7 +116,9 @@ def send_command(category: str, level: int | None, areas: str | None, title: str
         titles={"pl": title, "en": title_en or "", "uk": title_uk or ""},
         texts={"pl": text_pl, "en": text_en or "", "uk": text_uk or ""},
         channels=[c.strip() for c in channels.split(",") if c.strip()],
-        starts_at=now, expires_at=now + _duration(expires_in) if expires_in else None,
+        starts_at=now,
+        expires_at=now + (_duration(expires_in) if expires_in
+                          else current_app.extensions["municipality"].validity(category)),
         keep_diacritics=keep_diacritics,
     )
     try:

@@ -30,6 +30,10 @@ def priority(alert: Alert) -> int:
         return PRIORITY_LEVEL_3
     if (alert.level or 0) == 2:
         return PRIORITY_LEVEL_2
+    if (alert.meta or {}).get("quiet_hours_override"):
+        # An approver sent this routine message inside the quiet hours on purpose, with a
+        # reason (alerts/quiet.py): it goes at night, still behind every warning.
+        return QUIET_HOURS_MIN_PRIORITY
     return PRIORITY_ROUTINE
 
 

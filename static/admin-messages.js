@@ -123,11 +123,25 @@
     });
   }
 
+  // "Wstaw wzór" reloads the page with the template's text: ask before it replaces what was
+  // typed (the question is the picker's data-confirm; nothing typed, nothing asked).
+  function setupTemplatePicker(picker, compose) {
+    picker.addEventListener("submit", function (event) {
+      var typed = ["title_pl", "text_pl", "title_en", "text_en", "title_uk", "text_uk"].some(function (id) {
+        var field = compose.querySelector("#" + id);
+        return field && field.value.trim() !== "" && field.value !== field.defaultValue;
+      });
+      if (typed && !window.confirm(picker.dataset.confirm)) { event.preventDefault(); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("compose-form");
     if (form) {
       setupCounter(form);
       setupLevel(form);
+      var picker = document.querySelector("form.template-picker");
+      if (picker) { setupTemplatePicker(picker, form); }
     }
     setupOnce();
   });

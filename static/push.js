@@ -93,6 +93,8 @@
       return prefs;
     }
     form.querySelectorAll('input[name="categories"]:checked').forEach((box) => prefs.categories.push(box.value));
+    // The always-on category's box is disabled (so the form does not send it): add it here.
+    form.querySelectorAll('input[data-category-always]').forEach((box) => prefs.categories.push(box.value));
     form.querySelectorAll('input[name="areas"]:checked').forEach((box) => prefs.areas.push(box.value));
     form.querySelectorAll('select[name^="level_"]').forEach((select) => {
       prefs.levels[select.name.slice('level_'.length)] = select.value;

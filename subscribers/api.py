@@ -10,10 +10,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from i18n import translate
 from municipality import CATEGORIES, LANGUAGES
 from subscribers import codes, service
-from subscribers.errors import SubscriptionError
+from subscribers.errors import SubscriptionError, error_message
 from subscribers.links import manage_url
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -37,12 +36,7 @@ def _body() -> dict[str, Any]:
 
 @bp.errorhandler(SubscriptionError)
 def _error(exc: SubscriptionError):  # noqa: ANN202
-    params = dict(exc.params)
-    if exc.retry_after:
-        params.setdefault("minutes", max(1, -(-exc.retry_after // 60)))
-        params.setdefault("seconds", exc.retry_after)
-    message = translate(f"error.{exc.code}", getattr(g, "lang", None) or _lang(),
-                        **{k: v for k, v in params.items() if k != "detail"})
+    message = error_message(exc, getattr(g, "lang", None) or _lang())
     body: dict[str, Any] = {"error": exc.code, "message": message}
     if exc.field:
         body["field"] = exc.field

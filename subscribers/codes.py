@@ -82,6 +82,12 @@ def _resend_wait(phone_key: str, now: datetime) -> int | None:
     return int(remaining) + 1 if remaining > 0 else None
 
 
+def resend_wait(phone: str) -> int | None:
+    """Whole seconds (rounded up) until another code may go to `phone` (E.164); None: now.
+    The same wait a code request would be refused with, for the page to count down."""
+    return _resend_wait(ratelimit.number_key(phone), utcnow())
+
+
 def _charge(phone: str, origin: Origin, now: datetime) -> None:
     """Start the transaction of a code request: take the limits, then check the resend wait.
 

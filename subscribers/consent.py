@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from i18n import translate
+from markupsafe import Markup
+
+from i18n import translate, translate_marked
 
 # Bump when a text in translations/core.*.toml [consent] changes (the SMS and the push
 # consent share the version); old versions stay in git history.
-CONSENT_VERSION = "2026-11-26"
+# 2026-12-02: the Ukrainian texts exist (before, Ukrainian pages showed the Polish ones).
+CONSENT_VERSION = "2026-12-02"
 
 
 def push_consent_text(lang: str, municipality) -> str:  # noqa: ANN001
@@ -22,3 +25,20 @@ def consent_text(lang: str, municipality) -> str:  # noqa: ANN001
             if municipality.inbound_number else "")
     return translate("consent.text", lang, controller=municipality.controller or municipality.name,
                      gmina=municipality.name, stop=stop)
+
+
+def _names(municipality) -> dict[str, tuple[str, str]]:  # noqa: ANN001
+    # The gmina and its office have official Polish names in every language's text.
+    return {"controller": (municipality.controller or municipality.name, "pl"), "gmina": (municipality.name, "pl")}
+
+
+def consent_markup(lang: str, municipality) -> Markup:  # noqa: ANN001
+    """consent_text as shown on the page: the same words, the Polish names marked lang="pl"."""
+    stop = (translate("consent.stop_clause", lang, number=municipality.inbound_number)
+            if municipality.inbound_number else "")
+    return translate_marked("consent.text", lang, _names(municipality), stop=stop)
+
+
+def push_consent_markup(lang: str, municipality) -> Markup:  # noqa: ANN001
+    """push_consent_text as shown on the page, the Polish names marked lang="pl"."""
+    return translate_marked("consent.push_text", lang, _names(municipality))

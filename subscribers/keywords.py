@@ -16,7 +16,7 @@ from db import db
 from i18n import translate
 from providers.twilio_webhooks import InboundMessage
 from subscribers import service
-from subscribers.errors import SubscriptionError
+from subscribers.errors import SubscriptionError, error_message
 from subscribers.inbound_guard import claim_message, may_send_hint
 from subscribers.links import manage_url
 from subscribers.models import InboundSms, Subscriber
@@ -118,7 +118,7 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
                 codes = [a.code for a in m.areas]
                 return _reply("area_unknown", lang, area=argument or "", codes=", ".join(codes),
                               example=codes[0])
-            return translate(f"error.{exc.code}", lang, **{k: str(v) for k, v in exc.params.items()})
+            return error_message(exc, lang)
         # "already" changes nothing: its reply (with the link) is rationed like the hint.
         if outcome == "already" and not may_send_hint(message.from_phone):
             db.session.commit()

@@ -41,7 +41,10 @@ def normalize_phone(raw: object, allowed_regions: Iterable[str], *, field: str =
     region = phonenumbers.region_code_for_number(number)
     allowed = [r.strip().upper() for r in allowed_regions if r.strip()]
     if region not in allowed:
-        raise SubscriptionError("phone_country", field=field, countries=", ".join(allowed))
+        # `regions` lets errors.error_message name the countries in the reader's language;
+        # `countries` (the codes) stays for callers that format the catalog text themselves.
+        raise SubscriptionError("phone_country", field=field, regions=tuple(allowed),
+                                countries=", ".join(allowed))
     if phonenumbers.number_type(number) not in _SMS_CAPABLE:
         raise SubscriptionError("phone_not_mobile", field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -58,8 +58,8 @@ from i18n import translate
 from municipality import LANGUAGES
 from providers.webpush import WebPushChannel, b64url_decode, b64url_encode, generate_vapid_keys
 from subscribers import erasure, ratelimit, service
-from subscribers.consent import push_consent_text
-from subscribers.errors import SubscriptionError
+from subscribers.consent import push_consent_markup
+from subscribers.errors import SubscriptionError, error_message
 from subscribers.links import manage_url, subscriber_for_token
 from subscribers.models import ACTIVE, OPTED_OUT, PushSubscription, Subscriber
 
@@ -92,11 +92,7 @@ def _lang() -> str:
 
 @bp.errorhandler(SubscriptionError)
 def _error(exc: SubscriptionError) -> Response:
-    params = {k: v for k, v in exc.params.items() if k != "detail"}
-    if exc.retry_after:
-        params.setdefault("minutes", max(1, -(-exc.retry_after // 60)))
-        params.setdefault("seconds", exc.retry_after)
-    body: dict[str, Any] = {"error": exc.code, "message": translate(f"error.{exc.code}", _lang(), **params)}
+    body: dict[str, Any] = {"error": exc.code, "message": error_message(exc, _lang())}
     if exc.field:
         body["field"] = exc.field
     if exc.retry_after:
@@ -468,7 +464,7 @@ def _push_context() -> dict[str, Any]:
     `push_consent_text()`, the consent for notifications in this browser (it shares
     CONSENT_VERSION with the SMS consent)."""
     return {"push_enabled": current_app.extensions.get("webpush") is not None,
-            "push_consent_text": lambda: push_consent_text(_lang(), current_app.extensions["municipality"])}
+            "push_consent_text": lambda: push_consent_markup(_lang(), current_app.extensions["municipality"])}
 
 
 # --- GDPR: a resident's browsers in the export, and gone with the resident -------------------

@@ -32,11 +32,12 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from i18n import LANGUAGE_NAMES, current_language, t
+from i18n import LANGUAGE_NAMES, current_language, other_lang, shown_language, t, t_marked
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers import codes, erasure, service
-from subscribers.consent import consent_text
+from subscribers.consent import consent_markup
 from subscribers.errors import SubscriptionError
+from subscribers.errors import error_message as subscription_error_message
 from subscribers.links import make_manage_token, subscriber_for_token
 from subscribers.models import ACTIVE, OPTED_OUT, VERIFICATION_RETENTION_DAYS, Subscriber
 from subscribers.phone import mask_phone, normalize_phone
@@ -49,6 +50,9 @@ PENDING_KEY = "pending_verification"
 ERASED_KEY = "erasure_outcome"
 
 LEVELS = (1, 2, 3)
+# Emergency messages go to every active resident whatever they chose (alerts/match.py), so
+# the forms show this category ticked and locked, and every saved choice includes it.
+ALWAYS_ON_CATEGORY = "emergency"
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -62,16 +66,8 @@ def _origin() -> service.Origin:
 
 
 def error_message(exc: SubscriptionError) -> str:
-    """The text a resident reads for `exc`, in the page language.
-
-    Rate-limit errors carry only ``retry_after``; the catalog texts want whole minutes
-    (rounded up, at least 1) or seconds, as the JSON API renders them.
-    """
-    params = {k: v for k, v in exc.params.items() if k != "detail"}
-    if exc.retry_after:
-        params.setdefault("minutes", max(1, -(-exc.retry_after // 60)))
-        params.setdefault("seconds", exc.retry_after)
-    return t(f"error.{exc.code}", **params)
+    """The text a resident reads for `exc`, in the page language."""
+    return subscription_error_message(exc, current_language())
 
 
 @dataclass
@@ -146,8 +142,9 @@ class PrefsForm:
     def parse(self) -> service.Preferences:
         """Validate through the service (raises SubscriptionError)."""
         # Keep the profile's order, so the ledger reads the same as the page.
-        offered = [c for c in _municipality().categories if c in self.categories]
-        unknown = sorted(self.categories - set(offered))
+        chosen = self.categories | {ALWAYS_ON_CATEGORY}
+        offered = [c for c in _municipality().categories if c in chosen]
+        unknown = sorted(chosen - set(offered))
         return service.parse_preferences(offered + unknown, self.levels, sorted(self.areas),
                                          self.language or None)
 
@@ -193,6 +190,13 @@ def _page_context() -> dict[str, Any]:
         "language_names": LANGUAGE_NAMES,
         "language_url": _language_url,
         "level_choices": LEVELS,
+        "always_on_category": ALWAYS_ON_CATEGORY,
+        "other_lang": other_lang,
+        "t_marked": t_marked,
+        # The gmina's name as shown, and its language: only English has a translated name.
+        "gmina_name": (_municipality().display_name(lang),
+                       "en" if lang == "en" and _municipality().name_en else "pl"),
+        "shown_language": shown_language,
         "offered_categories": _municipality().offered_categories(),
         "mask_phone": mask_phone,
     }
@@ -244,7 +248,7 @@ def _render_subscribe(form: PrefsForm, phone: str, consent: bool, errors: Errors
                       ) -> Response | str:
     m = _municipality()
     return _render("public/index.html", errors, form=form, phone=phone, consent=consent,
-                   consent_text=consent_text(current_language(), m))
+                   consent_text=consent_markup(current_language(), m))
 
 
 @bp.get("/subscribe")
@@ -288,6 +292,13 @@ def subscribe() -> Response | str:
 
 # --- the code -----------------------------------------------------------------------------
 
+def _render_verify(errors: Errors, state: dict[str, Any], code: str) -> Response | str:
+    # The seconds until "send a new code" works are rendered here (the page says it without
+    # JS); static/resend.js only counts them down.
+    return _render("public/verify.html", errors, state=state, code=code,
+                   resend_in=codes.resend_wait(state["phone"]))
+
+
 @bp.route("/verify", methods=["GET", "POST"])
 def verify() -> Response | str:
     """Enter the code from the SMS; on success go to the manage page (flash once)."""
@@ -301,14 +312,14 @@ def verify() -> Response | str:
         problem = codes.signup_problem(state["phone"]) if state.get("purpose") == "subscribe" else None
         if problem:
             errors.add(problem, set())
-        return _render("public/verify.html", errors, state=state, code="")
+        return _render_verify(errors, state, code="")
     code = request.form.get("code", "")
     try:
         subscriber = codes.verify_code(state["phone"], code, _origin())
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, {"code"})
-        return _render("public/verify.html", errors, state=state, code=code)
+        return _render_verify(errors, state, code=code)
     session.pop(PENDING_KEY, None)
     flash(t("page.verify.done_subscribe" if state.get("purpose") == "subscribe" else "page.verify.done_manage"),
           "success")
@@ -330,7 +341,7 @@ def resend() -> Response | str:
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, set())
-        return _render("public/verify.html", errors, state=state, code="")
+        return _render_verify(errors, state, code="")
     flash(t("page.verify.resent"), "success")
     return redirect(url_for("public.verify"))
 

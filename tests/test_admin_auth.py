@@ -84,6 +84,10 @@ def test_login_page_in_polish_and_english(admin_app: Callable[..., Flask]) -> No
     assert 'name="password"' in page and 'name="email"' in page
     assert 'name="code"' not in page  # shown only when needed
     assert "Sign in to the admin" in text_of(client.get("/admin/login?lang=en"))
+    # The switch is on the sign-in page itself (a staff member who reads English finds it).
+    assert re.search(r'<a href="[^"]*lang=en[^"]*" hreflang="en" lang="en">English</a>', page)
+    english = text_of(client.get("/admin/login?lang=en"))
+    assert re.search(r'<a href="[^"]*lang=pl[^"]*" hreflang="pl" lang="pl">Polski</a>', english)
 
 
 def test_password_only_sign_in_lands_on_the_dashboard(admin_app: Callable[..., Flask]) -> None:
@@ -419,7 +423,9 @@ def test_session_cookie_flags_and_security_headers(admin_app: Callable[..., Flas
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Cache-Control"] == "no-store"
         assert headers["Referrer-Policy"] == "same-origin"
-        assert "<script" not in text_of(page) and "style=" not in text_of(page)
+        # No inline script or style (CSP script-src 'self'); scripts come from /static only.
+        html = text_of(page)
+        assert not re.search(r"<script(?![^>]*\bsrc=\"/static/)", html) and "style=" not in html
 
 
 def test_session_cookie_is_samesite_lax(admin_app: Callable[..., Flask]) -> None:

@@ -336,6 +336,52 @@ def test_a_scheduled_message_can_be_stopped_and_a_waiting_one_rejected(make_app,
     assert audit_actions(other) == ["draft_created", "submitted", "rejected"]
 
 
+def test_an_editor_sees_who_can_stop_a_scheduled_message(make_app, twilio):
+    app = make_app(SYRENA_MUNICIPALITY="porabka")
+    ed, ap = signed_in(app, make_staff("editor")), signed_in(app, make_staff("approver"))
+    make_staff("admin", "szef@gmina.example.pl")
+    alert = compose(ap, target="areas", areas=["POR"], when="later", send_at=local(timedelta(hours=2)))
+    approve(ap, alert)
+    html = page(ed, f"/admin/messages/{alert.id}")
+    told = html[html.index('id="who-can-stop"'):]
+    assert "Zatrzymać go może osoba zatwierdzająca: approver@gmina.example.pl, szef@gmina.example.pl" in told
+    assert 'id="who-can-stop"' not in page(ap, f"/admin/messages/{alert.id}"), "an approver has the button"
+
+
+def test_a_draft_is_deleted_by_its_author_or_an_approver_and_nobody_else(make_app, twilio):
+    app = make_app(SYRENA_MUNICIPALITY="porabka")
+    ed, other = signed_in(app, make_staff("editor")), signed_in(app, make_staff("editor", "inny@gmina.example.pl"))
+    ap = signed_in(app, make_staff("approver"))
+    mine = compose(ed, target="areas", areas=["POR"], title_pl="Próba tytułu")
+    assert 'id="delete-draft"' in page(ed, f"/admin/messages/{mine.id}")
+    assert 'id="delete-draft"' not in page(other, f"/admin/messages/{mine.id}")
+    refused = other.post(f"/admin/messages/{mine.id}/delete", follow_redirects=True).get_data(as_text=True)
+    assert "Nie masz uprawnień do tej czynności." in refused
+    assert db.session.get(Alert, mine.id) is not None
+    done = ed.post(f"/admin/messages/{mine.id}/delete")
+    assert done.status_code in (302, 303) and done.headers["Location"].endswith("/admin/messages")
+    db.session.expire_all()
+    assert db.session.get(Alert, mine.id) is None
+    [row] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "draft_deleted")).all()
+    assert row.target == f"alert:{mine.id}" and row.detail["title"] == "Próba tytułu"
+
+    # Submitted: no longer a draft. Approved, scheduled, then stopped: a draft again, but its
+    # approved version is evidence and stays (PostgreSQL's trigger would refuse the delete).
+    waiting = compose(ed, target="areas", areas=["POR"])
+    ed.post(f"/admin/messages/{waiting.id}/submit")
+    assert "tylko szkic" in ed.post(f"/admin/messages/{waiting.id}/delete",
+                                    follow_redirects=True).get_data(as_text=True)
+    stopped = compose(ap, target="areas", areas=["POR"], when="later", send_at=local(timedelta(hours=2)))
+    approve(ap, stopped)
+    ap.post(f"/admin/messages/{stopped.id}/unschedule")
+    assert reload(stopped).status == "draft"
+    assert 'id="delete-draft"' not in page(ap, f"/admin/messages/{stopped.id}")
+    assert "nie był jeszcze zatwierdzony" in ap.post(f"/admin/messages/{stopped.id}/delete",
+                                                     follow_redirects=True).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Alert, stopped.id) is not None
+
+
 # --- follow-ups --------------------------------------------------------------------------------------
 
 def test_an_update_and_a_cancellation_reach_exactly_the_original_recipients(make_app, twilio):
@@ -470,7 +516,7 @@ def test_failures_figures_and_cost_are_shown_after_sending(make_app, twilio):
     # 3 single-segment SMS x 0.20: Twilio reports no segments through a Messaging Service, so
     # the dispatcher counts the body it sent; nothing is left to estimate.
     assert "data-cost-so-far>0,60\u00a0PLN<" in html and "szacunek" not in html
-    assert "<polyline" in html  # deliveries over time
+    assert "<rect" in html[html.index("Wysłane"):] and "<polyline" not in html  # deliveries over time, as columns
     english = page(ap, f"/admin/messages/{alert.id}?lang=en")
     assert "0.60\u00a0PLN" in english and "Deliveries" in english
 
@@ -596,6 +642,25 @@ def test_the_dashboard_shows_active_alerts_feeds_and_the_queue(app, twilio):
     assert "Upał" in section(html, "today")
     english = page(ed, "/admin/?lang=en")
     assert "To approve: 1" in english and "Messages in force" in english
+
+
+def test_in_force_lists_neither_cancellations_nor_exercises(app, twilio):
+    from alerts.models import KIND_CANCEL
+    from tests.test_delivery import alert as published_alert
+
+    storm = published_alert(title="Burza")
+    lifecycle.publish(storm)
+    drill = published_alert(title="Próbny alarm", exercise=True)
+    lifecycle.publish(drill)
+    ended = published_alert(title="Upał")
+    lifecycle.publish(ended)
+    notice = lifecycle.follow_up(ended, KIND_CANCEL, lifecycle.Draft(
+        category=ended.category, level=ended.level, titles={"pl": "Odwołanie upału"}, texts={"pl": "Koniec."},
+        channels=["sms"], starts_at=utcnow()))
+    lifecycle.publish(notice)
+    in_force = section(page(signed_in(app, make_staff("editor")), "/admin/"), "active")
+    assert "Burza" in in_force
+    assert "Próbny alarm" not in in_force and "Odwołanie upału" not in in_force and "Upał" not in in_force
 
 
 @pytest.mark.parametrize(("error", "says"), [

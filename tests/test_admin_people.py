@@ -132,6 +132,66 @@ def test_resident_page_shows_status_choices_consent_and_deliveries(app: Flask) -
     assert "/export" not in html and "/erase" not in html and "/test-group" not in html
 
 
+def test_resident_page_says_which_messages_reached_them_and_when(app: Flask, twilio) -> None:  # noqa: ANN001
+    from alerts import publish as lifecycle
+    from alerts.models import Delivery
+    from tests.test_delivery import alert, callback, drain
+
+    resident = seed_one(0)  # phone_for(0), the number the callback helper reports
+    evacuation = alert(category="weather", title="Ewakuacja: Kozy Dolne")
+    later = alert(category="weather", title="Burza")
+    lifecycle.publish(evacuation)
+    drain(app)
+    delivery = db.session.scalar(select(Delivery).where(Delivery.alert_id == evacuation.id))
+    assert callback(app.test_client(), twilio, delivery.id, delivery.provider_ref, "delivered").status_code == 204
+    lifecycle.publish(later)  # queued, not yet sent
+    html = text_of(client_as(app, "editor").get(f"/admin/subscribers/{resident.id}"))
+    section = html[html.index('id="history"'):]
+    section = section[:section.index("</section>")]
+    assert "Wiadomości do tej osoby" in section and "Ostatnie 2 z 2." in section
+    assert section.index("Burza") < section.index("Ewakuacja: Kozy Dolne"), "newest first"
+    assert f'href="/admin/messages/{evacuation.id}"' in section
+    rows = section.split("<tr")[2:]
+    assert "w kolejce" in rows[0] and "wysłany:" not in rows[0]
+    assert "doręczone" in rows[1] and "wysłany:" in rows[1] and "doręczony:" in rows[1] and "twilio" in rows[1]
+    assert re.search(r'Wysłane wiadomości</dt><dd><a href="#history">2</a>', html)
+
+
+def test_a_messages_recipients_download_as_csv_with_statuses_and_times(app: Flask, twilio) -> None:  # noqa: ANN001
+    from alerts import publish as lifecycle
+    from alerts.models import Delivery
+    from tests.test_delivery import alert, callback, drain
+
+    seed_one(0)
+    seed_one(1)
+    message = alert(category="weather", title="Ewakuacja")
+    lifecycle.publish(message)
+    drain(app)
+    first = db.session.scalar(select(Delivery).where(Delivery.alert_id == message.id).order_by(Delivery.id))
+    assert callback(app.test_client(), twilio, first.id, first.provider_ref, "delivered").status_code == 204
+
+    response = client_as(app, "approver").get(f"/admin/messages/{message.id}/recipients.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][:5] == ["nr wysyłki", "telefon", "język", "kanał", "stan"]
+    # "+48..." would be a formula to a spreadsheet: the apostrophe keeps the number as text.
+    by_phone = {r[1].removeprefix("'"): r for r in rows[1:]}
+    assert [r[1][:1] for r in rows[1:]] == ["'", "'"]
+    assert set(by_phone) == {population.phone_for(0), population.phone_for(1)}
+    delivered = by_phone[population.phone_for(0)]
+    assert delivered[4] == "doręczone" and delivered[6] and delivered[7] and delivered[8] == "twilio"
+    assert by_phone[population.phone_for(1)][4] == "wysłane (bez potwierdzenia)"
+    assert "Pobierz listę odbiorców (CSV)" in text_of(client_as(app, "approver").get(f"/admin/messages/{message.id}"))
+
+    masked = client_as(app, "editor").get(f"/admin/messages/{message.id}/recipients.csv").get_data(as_text=True)
+    assert population.phone_for(0) not in masked and "***" in masked
+    exports = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "recipients_exported")
+                                 .order_by(AuditEvent.id)).all()
+    assert [(e.target, e.detail) for e in exports] == [(f"alert:{message.id}", {"full_numbers": True}),
+                                                       (f"alert:{message.id}", {"full_numbers": False})]
+    assert client_as(app, "approver").get("/admin/messages/99999/recipients.csv").status_code == 404
+
+
 def test_manual_opt_out_writes_the_consent_ledger_and_the_audit_log(app: Flask) -> None:
     resident = seed_one()
     assert client_as(app, "editor").post(f"/admin/subscribers/{resident.id}/opt-out",

@@ -42,6 +42,21 @@ def form(**fields) -> MultiDict:  # noqa: ANN003
     return MultiDict([(k, v) for k, value in base.items() for v in (value if isinstance(value, list) else [value])])
 
 
+@pytest.mark.parametrize(("category", "hours"), [("official", 168), ("weather", 24), ("hydro", 48)])
+def test_a_message_without_an_end_is_in_force_for_its_categorys_default(app, category, hours):
+    editor = person("e@kozy.pl", "editor")
+    before = utcnow()
+    level = "2" if category != "official" else ""  # office notices carry no warning level
+    draft = approval.save_draft(editor, approval.draft_from_form(form(category=category, level=level)))
+    assert before + timedelta(hours=hours) <= draft.expires_at <= utcnow() + timedelta(hours=hours)
+    later = utcnow() + timedelta(days=1)
+    at = later.astimezone(ZoneInfo("Europe/Warsaw")).strftime("%Y-%m-%dT%H:%M")
+    scheduled = approval.draft_from_form(form(category=category, level=level, when="later", send_at=at))
+    assert scheduled.expires_at - scheduled.send_at == timedelta(hours=hours), "from the send time"
+    given = approval.draft_from_form(form(category=category, level=level, expires_at=at))
+    assert given.expires_at == scheduled.send_at, "an end staff give is kept"
+
+
 def drain(app) -> None:  # noqa: ANN001
     app.config["SMS_RATE_PER_SECOND"] = 0
     dispatcher = Dispatcher(app)

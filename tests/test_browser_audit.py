@@ -31,3 +31,17 @@ def test_an_admin_reads_the_audit_log_in_words_and_opens_the_message_on_a_phone(
     page.screenshot(path="/tmp/admin-audit.png", full_page=True)
     table.get_by_role("link", name=f"Komunikat nr {message.id}").first.click()
     _expect()(page.get_by_role("heading", name="Burza nad Kozami").first).to_be_visible()
+
+
+def test_the_residents_charts_show_whole_labels_on_a_phone(live_server: str, page: Any) -> None:
+    from population import seed
+
+    seed(40, categories={"weather": 1, "utilities": 1}, areas=["KOZY"])
+    _sign_in(page, live_server, _staff("admin"))
+    page.goto(f"{live_server}/admin/subscribers")
+    label = page.locator("svg.chart text", has_text="Awarie i utrudnienia (woda, prąd, drogi)")
+    _expect()(label).to_have_count(1)
+    box = label.bounding_box()
+    assert box["x"] + box["width"] <= page.viewport_size["width"], "the whole label fits the screen"
+    label.scroll_into_view_if_needed()
+    page.screenshot(path="/tmp/admin-residents-charts.png", full_page=True)

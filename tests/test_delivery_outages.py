@@ -291,3 +291,36 @@ def test_a_twilio_outage_mid_send_without_a_second_provider_loses_nobody_and_sen
     assert counts == {"sent": n}
     ended = set(db.session.scalars(select(Delivery.status).where(Delivery.alert_id == brief.id)))
     assert ended <= {"expired", "sent"} and "expired" in ended
+
+
+@pytest.mark.slow
+def test_stop_during_a_send_by_a_real_dispatcher_process_gets_nothing_after_the_confirmation(app, client, twilio,
+                                                                                             tmp_path):
+    # The production loop (`flask dispatch`: the sliding window) at 200 SMS/s; residents spread
+    # over the rest of the send reply STOP while it runs, the first of them inside the rows the
+    # window has already claimed (it holds 128 ahead of the calls).
+    n = DRILL_RESIDENTS
+    seed(n, categories={"weather": 1}, areas=["KOZY"])
+    lifecycle.publish(alert(title="Burza"))
+    env = dispatcher_env(app, twilio, SMS_RATE_PER_SECOND="200", DISPATCH_BATCH_SIZE="50", DISPATCH_CONCURRENCY="8")
+    dispatcher = start_dispatcher(env, log=tmp_path / "dispatch.log")
+    confirmed: dict[str, object] = {}
+    try:
+        wait_until(lambda: len(twilio.messages) >= n // 10 or dispatcher.poll() is not None, 60, "the send under way")
+        sent = len(twilio.messages)
+        leaving = [phone_for(k) for k in range(sent + 5, n, max(1, (n - sent) // 25))]
+        for phone in leaving:
+            assert reply_of(text_us(client, twilio, "STOP", phone=phone)) is not None
+            confirmed[phone] = utcnow()  # committed: the confirmation is on its way to the phone
+        wait_until(lambda: unsettled() == 0 or dispatcher.poll() is not None, 60 + n / 50, "the send finished")
+    finally:
+        dispatcher.terminate()
+        log = finish(dispatcher, tmp_path / "dispatch.log", 60)
+    grace = timedelta(seconds=app.config["DISPATCH_OPTOUT_CHECK_SECONDS"])
+    late = [(m["To"], m["created_at"]) for m in twilio.messages
+            if m["To"] in confirmed and m["created_at"] >= confirmed[m["To"]] + grace]
+    assert late == [], (late, log[-2000:])
+    got = Counter(m["To"] for m in twilio.messages)
+    assert max(got.values()) == 1 and len(got) >= n - len(confirmed)
+    stopped_in_time = [p for p in confirmed if p not in got]
+    assert len(stopped_in_time) >= len(confirmed) - 3, "nearly all left before their turn came"

@@ -153,6 +153,12 @@ def profile(tmp_path: Path, old: str, new: str) -> Path:
     ('offered = ["weather",', 'offered = ["wether",', "categories.offered", "unknown category 'wether'"),
     ('catchments = ["Z_K_SL_2132",', "catchments = [2132,", "feeds.hydro.catchments", "list of strings"),
     ('teryt = "2402072"', "teryt = 2402072", "municipality.teryt", "must be a string"),
+    ('default = ["weather",', 'validity_hours = { offical = 48 }\ndefault = ["weather",', "categories.validity_hours",
+     "unknown category 'offical'"),
+    ('default = ["weather",', 'validity_hours = { official = "a week" }\ndefault = ["weather",',
+     "categories.validity_hours.official", "whole number of hours"),
+    ('default = ["weather",', 'validity_hours = { official = 0 }\ndefault = ["weather",',
+     "categories.validity_hours.official", "1 to 2160"),
 ])
 def test_a_wrong_profile_value_is_one_line_naming_the_file_and_field(tmp_path, old, new, field, says):
     path = profile(tmp_path, old, new)
@@ -164,6 +170,13 @@ def test_a_wrong_profile_value_is_one_line_naming_the_file_and_field(tmp_path, o
     assert message.startswith(f"{path}: {field}:"), message
     assert says in message
     assert "\n" not in message
+
+
+def test_a_profile_may_change_a_categorys_default_validity(tmp_path):
+    path = profile(tmp_path, 'default = ["weather",', 'validity_hours = { official = 336 }\ndefault = ["weather",')
+    m = load_municipality(str(path))
+    assert m.validity("official").days == 14
+    assert m.validity("weather").total_seconds() == 24 * 3600 and m.validity("hydro").days == 2
 
 
 def test_a_wrong_profile_stops_the_app_with_the_one_config_error(make_app, tmp_path):

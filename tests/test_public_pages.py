@@ -67,6 +67,9 @@ class Page(HTMLParser):
         self._in_title = False
         self.feed(html)
         self.text = re.sub(r"\s+", " ", " ".join(self._text))
+        # The text as read, without spaces between elements ("Wójt<span>...</span>." stays
+        # "Wójt....": names in another language are marked up inside sentences).
+        self.plain = re.sub(r"\s+", " ", "".join(self._text))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -242,7 +245,7 @@ def test_home_page_explains_the_sms_way_when_the_gmina_has_an_inbound_number(
 
 @pytest.mark.parametrize(("typed", "code", "params"), [
     ("22 123 45 67", "phone_not_mobile", {}),
-    ("+49 1512 3456789", "phone_country", {"countries": "PL"}),
+    ("+49 1512 3456789", "phone_country", {"countries": "Polska"}),  # named, not "PL"
     ("12ab", "phone_invalid", {}),
     ("", "phone_missing", {}),
 ])
@@ -257,7 +260,8 @@ def test_a_number_that_cannot_get_sms_is_refused_next_to_the_field_and_the_form_
     assert p.inputs["phone"]["aria-invalid"] == "true"
     # What the resident typed and chose is still there.
     assert p.value("phone") == typed
-    assert p.checked("cat_weather") and p.checked("cat_air") and not p.checked("cat_emergency")
+    assert p.checked("cat_weather") and p.checked("cat_air") and not p.checked("cat_official")
+    assert p.checked("cat_emergency")  # always on, whatever was sent
     assert p.selected["level_weather"] == "3" and p.selected["level_air"] == "2"
     assert p.checked("consent")
     assert sent_sms(twilio) == []
@@ -273,21 +277,25 @@ def test_without_consent_nothing_is_sent_and_the_consent_box_says_why(client: Fl
     assert sent_sms(twilio) == [] and subscriber() is None
 
 
-def test_without_any_category_the_resident_is_asked_to_choose_one(client: FlaskClient, twilio: FakeTwilio) -> None:
-    response = client.post("/subscribe", data=subscribe_form(categories=None))
-    assert response.status_code == 400
-    p = page(response)
-    assert p.errors == {"categories": message("categories_missing")}
-    assert not any(p.checked(f"cat_{c}") for c in ("weather", "emergency", "official"))
-    assert p.value("phone") == PHONE_TYPED
-    assert sent_sms(twilio) == []
+def test_emergency_messages_are_always_on_so_no_other_category_is_needed(
+        client: FlaskClient, twilio: FakeTwilio) -> None:
+    # Emergencies reach every resident (alerts/match.py), so the form says so and means it.
+    p = page(client.get("/"))
+    box = p.inputs["cat_emergency"]
+    assert "checked" in box and "disabled" in box and "name" not in box
+    assert f"({text('page.home.always')})" in p.text and text("page.home.always_hint") in p.text
+    token = subscribe_and_verify(client, twilio, categories=None)
+    assert category_rows(subscriber()) == {"emergency": 1}  # type: ignore[arg-type]
+    # Leaving it out of a settings change does not switch it off either.
+    assert client.post(f"/m/{token}", data={"categories": ["weather"], "language": "pl"}).status_code == 302
+    assert category_rows(subscriber()) == {"weather": 1, "emergency": 1}  # type: ignore[arg-type]
 
 
 def test_every_problem_on_the_form_shows_at_once(client: FlaskClient) -> None:
-    response = client.post("/subscribe", data=subscribe_form(phone="22 123 45 67", categories=None, consent=None))
+    response = client.post("/subscribe", data=subscribe_form(phone="22 123 45 67", language="xx", consent=None))
     assert response.status_code == 400
     assert page(response).errors == {"phone": message("phone_not_mobile"),
-                                     "categories": message("categories_missing"),
+                                     "language": message("language_unknown"),
                                      "consent": message("consent_required")}
 
 
@@ -379,7 +387,7 @@ def test_a_new_code_replaces_the_old_one_with_the_same_choices(
     response = client.post("/verify", data={"code": second})
     assert response.status_code == 302
     s = subscriber()
-    assert s is not None and s.status == ACTIVE and category_rows(s) == {"air": 3}
+    assert s is not None and s.status == ACTIVE and category_rows(s) == {"air": 3, "emergency": 1}
 
 
 def test_too_many_codes_from_one_address_get_429_with_the_wait_in_minutes(
@@ -478,10 +486,10 @@ def test_a_resident_subscribes_confirms_changes_leaves_and_comes_back(
     assert change.categories == {"weather": 3, "air": 2, "emergency": 1}
 
     # A bad change is refused and what was typed is kept.
-    response = client.post(f"/m/{token}", data={"categories": [], "language": "uk", "level_air": "3"})
+    response = client.post(f"/m/{token}", data={"categories": ["air"], "language": "xx", "level_air": "3"})
     assert response.status_code == 400
     p = page(response)
-    assert p.errors == {"categories": message("categories_missing")}
+    assert p.errors == {"language": message("language_unknown")}
     assert p.selected["level_air"] == "3"
     assert category_rows(subscriber()) == {"weather": 3, "air": 2, "emergency": 1}  # type: ignore[arg-type]
 
@@ -526,7 +534,7 @@ def test_an_already_subscribed_number_gets_the_same_answer_and_keeps_its_setting
     assert (response.status_code, response.headers["Location"]) == (new.status_code, new.headers["Location"])
     assert category_rows(subscriber()) == {"weather": 2, "emergency": 1, "official": 1}  # type: ignore[arg-type]
     assert someone_else.post("/verify", data={"code": last_code(twilio, PHONE)}).status_code == 302
-    assert category_rows(subscriber()) == {"events": 1}  # type: ignore[arg-type]
+    assert category_rows(subscriber()) == {"events": 1, "emergency": 1}  # type: ignore[arg-type]
 
 
 def test_a_resident_who_lost_the_link_gets_back_to_the_settings_with_a_code(
@@ -624,7 +632,7 @@ def test_the_english_switch_renders_the_pages_in_english_and_is_remembered(clien
     assert "Free SMS alerts – Kozy Municipality" in p.text
     assert "Which warnings" in p.text and "all (yellow and above)" in p.text
     assert "Weather warnings" in p.text
-    assert consent_text("en", current_app.extensions["municipality"]) in p.text
+    assert consent_text("en", current_app.extensions["municipality"]) in p.plain
     assert p.selected["language"] == "en"  # SMS language defaults to the page language
     # The choice is kept in a cookie: a later form answers in English.
     response = client.post("/subscribe", data=subscribe_form(phone="22 123 45 67"))
