@@ -108,6 +108,7 @@ class Municipality:
     source: Path
     feeds: FeedSettings = field(default_factory=FeedSettings)
     validity_hours: dict[str, int] = field(default_factory=dict)  # category -> hours
+    name_genitive: str = ""  # "Gminy Kozy"; empty: derived from the name (see genitive)
 
     def validity(self, category: str) -> timedelta:
         """How long a message of `category` is in force when staff set no end."""
@@ -119,6 +120,22 @@ class Municipality:
 
     def area(self, code: str) -> Area | None:
         return next((a for a in self.areas if a.code == code), None)
+
+    @property
+    def genitive(self) -> str:
+        """The Polish name after "od" ("od Gminy Kozy", not "od Gmina Kozy"): the profile's
+        name_genitive, or the usual forms of "Gmina ..." and "Miasto (i Gmina) ..."."""
+        if self.name_genitive:
+            return self.name_genitive
+        for nominative, genitive in (("Miasto i Gmina ", "Miasta i Gminy "), ("Gmina Miejska ", "Gminy Miejskiej "),
+                                     ("Gmina ", "Gminy "), ("Miasto ", "Miasta ")):
+            if self.name.startswith(nominative):
+                return genitive + self.name[len(nominative):]
+        return self.name
+
+    def name_from(self, lang: str) -> str:
+        """The name as it follows "from" in `lang`: Polish declines it, the others do not."""
+        return self.genitive if lang == "pl" else self.display_name(lang)
 
     def display_name(self, lang: str) -> str:
         # Only English has a translated name; Ukrainian readers see the official Polish name.
@@ -162,7 +179,7 @@ class ProfileError(ConfigError):
 # ignored in silence (a misspelt "inbound_numbr" leaves residents without STOP).
 _KEYS = {
     "": {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"},
-    "municipality": {"name", "name_en", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
+    "municipality": {"name", "name_en", "name_genitive", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
                      "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone"},
     "areas": {"code", "name"},
     "categories": {"offered", "default", "validity_hours"},
@@ -398,4 +415,5 @@ def load_municipality(name_or_path: str) -> Municipality:
         source=path,
         feeds=feeds,
         validity_hours=dict(validity),
+        name_genitive=p.text(m, "name_genitive", "municipality", default=""),
     )

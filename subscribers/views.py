@@ -196,6 +196,9 @@ def _page_context() -> dict[str, Any]:
         # The gmina's name as shown, and its language: only English has a translated name.
         "gmina_name": (_municipality().display_name(lang),
                        "en" if lang == "en" and _municipality().name_en else "pl"),
+        # After "from": Polish declines it ("od Gminy Kozy").
+        "gmina_from": (_municipality().name_from(lang),
+                       "en" if lang == "en" and _municipality().name_en else "pl"),
         "shown_language": shown_language,
         "offered_categories": _municipality().offered_categories(),
         "mask_phone": mask_phone,
