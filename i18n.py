@@ -43,10 +43,35 @@ def _catalog(lang: str) -> dict[str, str]:
     return flat
 
 
+# CLDR plural categories: a catalog writes a counted text as a table of these
+# (`recipients = { one = "{count} odbiorca", few = "{count} odbiorcy", many = "{count} odbiorców" }`)
+# and `translate(..., count=n)` picks the one `lang` uses for n (Babel's plural rules).
+PLURAL_CATEGORIES = ("zero", "one", "two", "few", "many", "other")
+
+
+def plural_category(lang: str, count: Any) -> str:
+    """The CLDR plural category of `count` in `lang` ("1 200" as formatted counts too)."""
+    from babel import Locale
+
+    if isinstance(count, str):
+        digits = "".join(ch for ch in count if ch.isdigit())
+        count = int(digits) if digits else 0
+    return Locale.parse(lang).plural_form(count)
+
+
+def _plural(catalog: dict[str, str], key: str, lang: str, params: dict[str, Any]) -> str | None:
+    if "count" not in params or f"{key}.other" not in catalog and f"{key}.one" not in catalog:
+        return None
+    form = plural_category(lang, params["count"])
+    return catalog.get(f"{key}.{form}") or catalog.get(f"{key}.other") or catalog.get(f"{key}.many")
+
+
 def translate(key: str, lang: str, **params: Any) -> str:
     """The text for `key` in `lang`, falling back to Polish; a missing key raises KeyError
-    in tests (so a typo cannot ship) and shows the key itself in production."""
-    text = _catalog(lang).get(key) or _catalog("pl").get(key)
+    in tests (so a typo cannot ship) and shows the key itself in production. A counted
+    text (a table of plural forms) takes the form for `count` in that language."""
+    text = (_catalog(lang).get(key) or _plural(_catalog(lang), key, lang, params)
+            or _catalog("pl").get(key) or _plural(_catalog("pl"), key, "pl", params))
     if text is None:
         if current_app and current_app.config.get("TESTING"):
             raise KeyError(f"no translation for {key!r}")

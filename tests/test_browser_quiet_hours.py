@@ -40,5 +40,5 @@ def test_the_approver_sees_when_a_routine_message_goes_out_in_the_quiet_hours_on
     _expect()(button).to_be_visible()
     page.screenshot(path="/tmp/admin-quiet-hours.png", full_page=True)
     button.click()
-    _expect()(page.get_by_text("Trwa cisza nocna: 3 wiadomości czeka")).to_be_visible()
-    _expect()(page.locator("#quiet-hours")).to_contain_text("Czeka na koniec ciszy nocnej")
+    _expect()(page.get_by_text("Trwa cisza nocna: 3 wiadomości czekają")).to_be_visible()
+    _expect()(page.locator("#quiet-hours")).to_contain_text("Czekają na koniec ciszy nocnej: 3 wiadomości wyjdą")

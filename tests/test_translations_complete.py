@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from i18n import CATALOG_DIR
+from i18n import CATALOG_DIR, PLURAL_CATEGORIES
 from municipality import LANGUAGES
 
 STAFF_LANGUAGES = ("pl", "en")
@@ -51,6 +51,17 @@ def required_languages(area: str, key: str) -> tuple[str, ...]:
     return tuple(LANGUAGES)
 
 
+def needs_plural_form(key: str, lang: str) -> bool:
+    """A counted text (a table of CLDR plural forms) needs only the forms `lang` has:
+    Polish has one/few/many, English one/other (i18n.translate picks by Babel's rules)."""
+    *_, last = key.rsplit(".", 1)
+    if last not in PLURAL_CATEGORIES:
+        return True
+    from babel import Locale
+
+    return last in Locale.parse(lang).plural_form.tags | {"other"}
+
+
 def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 
@@ -66,7 +77,7 @@ def problems(catalog_dir: Path) -> list[str]:
             other = flat(catalog_dir / f"{area}.{lang}.toml")
             for key, text in polish.items():
                 if key not in other:
-                    if lang in required_languages(area, key):
+                    if lang in required_languages(area, key) and needs_plural_form(key, lang):
                         found.append(f"{area}.{lang}: {key} missing")
                     continue
                 if placeholders(other[key]) != placeholders(text):
@@ -125,3 +136,14 @@ def test_every_sms_reply_fits_its_two_segments_in_every_language():
             body = text.format(stop=sms["confirmed_stop"], **values)
             body = body if lang == "uk" else transliterate(body)
             assert count_segments(body).segments <= 2, f"core.{lang} sms.{key}: {len(body)} characters"
+
+
+@pytest.mark.parametrize(("lang", "count", "text"), [
+    ("pl", 1, "1 odbiorca"), ("pl", 2, "2 odbiorcy"), ("pl", 4, "4 odbiorcy"), ("pl", 5, "5 odbiorców"),
+    ("pl", 12, "12 odbiorców"), ("pl", 22, "22 odbiorcy"), ("pl", "1\u00a0200", "1\u00a0200 odbiorców"),
+    ("en", 1, "1 recipient"), ("en", 2, "2 recipients"),
+])
+def test_a_counted_text_takes_the_languages_plural_form(app, lang, count, text):
+    from i18n import translate
+
+    assert translate("admin.msg.preview.recipients", lang, count=count) == text
