@@ -14,7 +14,8 @@ live_server, page``) and mark its tests ``@pytest.mark.browser``.
 The browser is the system chromium (Debian: ``apt-get install chromium``), found through
 ``CHROMIUM_PATH``, then ``chromium`` on PATH, then /usr/bin/chromium; Playwright's own
 browser download is not used. Without a browser the tests are skipped with a loud reason,
-except under CI (``CI`` set), where a missing browser must fail the run.
+except under CI (``CI`` set), where a missing browser must fail the run. They run in the
+SQLite pass only, unless BROWSER_TESTS_EVERY_PASS=1 (see _once_per_run).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def live_server(make_app: Callable[..., Flask]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Any]:
     """One chromium for the whole session (starting one costs about a second)."""
+    _once_per_run()
     path = chromium_path()
     if path is None:
         _no_browser("chromium not installed: apt-get install chromium (or set CHROMIUM_PATH)")
@@ -95,6 +97,15 @@ def chromium_browser() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def _once_per_run() -> None:
+    """Browser tests run in the SQLite pass only: they test pages and scripts, and what the
+    pages ask of the database is tested on both databases without a browser. Running them
+    twice cost the PostgreSQL pass, the one CI waits for, about 80 s of its 15-minute budget.
+    BROWSER_TESTS_EVERY_PASS=1 runs them on PostgreSQL too."""
+    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("BROWSER_TESTS_EVERY_PASS") != "1":
+        pytest.skip("browser tests run in the SQLite pass (BROWSER_TESTS_EVERY_PASS=1 runs them here too)")
 
 
 @pytest.fixture
