@@ -25,8 +25,8 @@ LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}
 STAFF_LANGUAGES = ("pl", "en")
 
 
-@lru_cache(maxsize=None)
-def _catalog(lang: str) -> dict[str, str]:
+def flatten(data: dict[str, Any]) -> dict[str, str]:
+    """A parsed catalog file as {dotted.key: text} (nested tables become dotted keys)."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: dict[str, Any]) -> None:
@@ -37,9 +37,16 @@ def _catalog(lang: str) -> dict[str, str]:
             else:
                 flat[key] = str(v)
 
+    walk("", data)
+    return flat
+
+
+@lru_cache(maxsize=None)
+def _catalog(lang: str) -> dict[str, str]:
+    flat: dict[str, str] = {}
     for path in sorted(CATALOG_DIR.glob(f"*.{lang}.toml")):
         with path.open("rb") as fh:
-            walk("", tomllib.load(fh))
+            flat.update(flatten(tomllib.load(fh)))
     return flat
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from i18n import CATALOG_DIR, PLURAL_CATEGORIES
+from i18n import CATALOG_DIR, PLURAL_CATEGORIES, flatten
 from municipality import LANGUAGES
 
 STAFF_LANGUAGES = ("pl", "en")
@@ -24,20 +24,9 @@ STAFF_LANGUAGES = ("pl", "en")
 
 def flat(path: Path) -> dict[str, str]:
     """The catalog file as {dotted.key: text}; an absent file is an empty catalog."""
-    out: dict[str, str] = {}
     if not path.exists():
-        return out
-
-    def walk(prefix: str, node: dict) -> None:
-        for k, v in node.items():
-            key = f"{prefix}.{k}" if prefix else k
-            if isinstance(v, dict):
-                walk(key, v)
-            else:
-                out[key] = str(v)
-
-    walk("", tomllib.loads(path.read_text(encoding="utf-8")))
-    return out
+        return {}
+    return flatten(tomllib.loads(path.read_text(encoding="utf-8")))
 
 
 def areas(catalog_dir: Path) -> list[str]:
