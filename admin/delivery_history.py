@@ -35,13 +35,24 @@ class Entry:
     error: str | None
 
 
+def receipt_at():  # noqa: ANN201 - a scalar subquery column
+    """When a delivery's first `delivered` receipt came, for the delivery row of the outer
+    query: read through the delivery_event index, row by row (the page's 50, or one
+    message's recipients), never aggregated over every event."""
+    return (select(func.min(DeliveryEvent.received_at))
+            .where(DeliveryEvent.delivery_id == Delivery.id, DeliveryEvent.status == DELIVERED)
+            .correlate(Delivery).scalar_subquery())
+
+
+def delivered_time(delivery: Delivery, receipt: datetime | None) -> datetime | None:
+    """The receipt's time; for a row marked delivered without a kept event, its last change."""
+    return receipt or (delivery.updated_at if delivery.status == DELIVERED else None)
+
+
 def history(subscriber_id: int, limit: int = HISTORY_LIMIT) -> tuple[list[Entry], int]:
     """The resident's latest deliveries (at most `limit`) and how many there are in all."""
-    receipt = (select(DeliveryEvent.delivery_id, func.min(DeliveryEvent.received_at).label("at"))
-               .where(DeliveryEvent.status == DELIVERED).group_by(DeliveryEvent.delivery_id).subquery())
     rows = db.session.execute(
-        select(Delivery, receipt.c.at)
-        .outerjoin(receipt, receipt.c.delivery_id == Delivery.id)
+        select(Delivery, receipt_at())
         .where(Delivery.subscriber_id == subscriber_id)
         .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)).all()
     total = db.session.scalar(select(func.count()).select_from(Delivery)
@@ -55,6 +66,6 @@ def history(subscriber_id: int, limit: int = HISTORY_LIMIT) -> tuple[list[Entry]
             alert_id=alert.id, title=approved(alert).title(lang), channel=delivery.channel,
             bucket=BUCKETS.get(delivery.status, delivery.status), queued_at=delivery.created_at,
             sent_at=delivery.sent_at,
-            delivered_at=delivered_at or (delivery.updated_at if delivery.status == DELIVERED else None),
+            delivered_at=delivered_time(delivery, delivered_at),
             provider=delivery.provider, error=delivery.error))
     return entries, total

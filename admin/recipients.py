@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from zoneinfo import ZoneInfo
 
 from admin import add_error_pages
+from admin.delivery_history import delivered_time, receipt_at
 from admin.people import _csv_cell, shown_phone
 from alerts.figures import BUCKETS
-from alerts.models import DELIVERED, Alert, Delivery, DeliveryEvent
+from alerts.models import Alert, Delivery
 from db import db
 from i18n import t
 from staff import audit
@@ -41,11 +42,8 @@ def recipients_csv(alert_id: int) -> Response:
     audit.record("recipients_exported", staff=staff, target=f"alert:{alert.id}",
                  full_numbers=staff.can("approver"))
     zone = ZoneInfo(current_app.extensions["municipality"].timezone)
-    receipt = (select(DeliveryEvent.delivery_id, func.min(DeliveryEvent.received_at).label("at"))
-               .where(DeliveryEvent.status == DELIVERED).group_by(DeliveryEvent.delivery_id).subquery())
-    query = (select(Delivery, Subscriber.phone, Subscriber.language, receipt.c.at)
+    query = (select(Delivery, Subscriber.phone, Subscriber.language, receipt_at())
              .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-             .outerjoin(receipt, receipt.c.delivery_id == Delivery.id)
              .where(Delivery.alert_id == alert.id).order_by(Delivery.id))
 
     def local(value: Any) -> str:
@@ -58,10 +56,9 @@ def recipients_csv(alert_id: int) -> Response:
         writer.writerow([t(f"recipients.col.{c}") for c in (
             "delivery", "phone", "language", "channel", "status", "queued", "sent", "delivered", "provider",
             "segments", "error")])
-        for delivery, phone, language, delivered_at in db.session.execute(query.execution_options(yield_per=1000)):
+        for delivery, phone, language, receipt in db.session.execute(query.execution_options(yield_per=1000)):
             bucket = BUCKETS.get(delivery.status, delivery.status)
-            if delivered_at is None and delivery.status == DELIVERED:
-                delivered_at = delivery.updated_at
+            delivered_at = delivered_time(delivery, receipt)
             writer.writerow([_csv_cell(v) for v in (
                 delivery.id, shown_phone(phone, staff) if phone else t("recipients.erased"), language or "",
                 delivery.channel, t(f"admin.msg.bucket.{bucket}"), local(delivery.created_at),
