@@ -73,17 +73,27 @@ def _plural(catalog: dict[str, str], key: str, lang: str, params: dict[str, Any]
     return catalog.get(f"{key}.{form}") or catalog.get(f"{key}.other") or catalog.get(f"{key}.many")
 
 
+def lookup(key: str, lang: str, **params: Any) -> str | None:
+    """The text for `key` in `lang` (falling back to Polish), or None when no catalog has
+    it: for labels that may well be missing (an audit detail, a feed not named yet), where
+    the caller shows the raw value instead. A counted text takes the form for `count`."""
+    text = (_catalog(lang).get(key) or _plural(_catalog(lang), key, lang, params)
+            or _catalog("pl").get(key) or _plural(_catalog("pl"), key, "pl", params))
+    if text is None:
+        return None
+    return text.format(**params) if params else text
+
+
 def translate(key: str, lang: str, **params: Any) -> str:
     """The text for `key` in `lang`, falling back to Polish; a missing key raises KeyError
     in tests (so a typo cannot ship) and shows the key itself in production. A counted
     text (a table of plural forms) takes the form for `count` in that language."""
-    text = (_catalog(lang).get(key) or _plural(_catalog(lang), key, lang, params)
-            or _catalog("pl").get(key) or _plural(_catalog("pl"), key, "pl", params))
+    text = lookup(key, lang, **params)
     if text is None:
         if current_app and current_app.config.get("TESTING"):
             raise KeyError(f"no translation for {key!r}")
         return key
-    return text.format(**params) if params else text
+    return text
 
 
 def country_names(regions: list[str] | tuple[str, ...], lang: str) -> str:

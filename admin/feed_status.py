@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from alerts.cli import local_time
-from i18n import t
+from i18n import current_language, lookup, t
 
 _KINDS = ("timeout", "connection", "http", "malformed")
 _STATUS = re.compile(r"\bHTTP (\d{3})\b|\bstatus (\d{3})\b")
@@ -22,16 +22,13 @@ _STATUS = re.compile(r"\bHTTP (\d{3})\b|\bstatus (\d{3})\b")
 
 def feed_name(name: str) -> str:
     """A feed's name in words ("imgw-meteo" -> "IMGW – ostrzeżenia meteorologiczne")."""
-    text = t(f"feed_status.name.{name}")
-    return name if text == f"feed_status.name.{name}" else text
+    return lookup(f"feed_status.name.{name}", current_language()) or name
 
 
 def source_name(source: str) -> str:
     """Where an automatic alert came from, in words ("feed:meteo" -> "ostrzeżenia
     meteorologiczne IMGW"); alerts/ingest.py writes "feed:<kind>"."""
-    kind = source.removeprefix("feed:")
-    text = t(f"feed_status.source.{kind}")
-    return source if text == f"feed_status.source.{kind}" else text
+    return lookup(f"feed_status.source.{source.removeprefix('feed:')}", current_language()) or source
 
 
 def problem(row: dict[str, Any]) -> str | None:

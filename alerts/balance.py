@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from alerts.models import DELIVERED, FAILED, PENDING, SENT, Delivery, DeliveryEvent
 from alerts.routing import SmsRoute, SmsRouteShift
 from db import db, utcnow
-from i18n import translate
+from i18n import lookup
 from staff import audit
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,8 @@ def describe(stored: str | None, lang: str) -> str:
     try:
         data = json.loads(stored)
         keys, params = data.pop("k"), data
-        phrases = [translate(f"sms_why.{key}", lang, **params) for key in keys]
-        if any(phrase == f"sms_why.{key}" for phrase, key in zip(phrases, keys)):
+        phrases = [lookup(f"sms_why.{key}", lang, **params) for key in keys]
+        if None in phrases:
             raise KeyError("no such phrase")
         return ": ".join(phrases)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
