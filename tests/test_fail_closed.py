@@ -159,6 +159,8 @@ def profile(tmp_path: Path, old: str, new: str) -> Path:
      "categories.validity_hours.official", "whole number of hours"),
     ('default = ["weather",', 'validity_hours = { official = 0 }\ndefault = ["weather",',
      "categories.validity_hours.official", "1 to 2160"),
+    ('name = "Gmina Kozy"', 'name = "Gmina Kozy"\nname_genitive = 5', "municipality.name_genitive",
+     "must be a string"),
 ])
 def test_a_wrong_profile_value_is_one_line_naming_the_file_and_field(tmp_path, old, new, field, says):
     path = profile(tmp_path, old, new)
