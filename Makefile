@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench migrate-check clean
+.PHONY: run test bench translations migrate-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ run: $(STAMP) .env
 # Both passes always run; each prints a summary line, and the target fails if either did.
 test: $(STAMP)
 	@$(BIN)/python -m tests.passes
+
+# After editing a text in translations/pl/ (the source) or a translation: find the keys the code
+# names, bring English and Ukrainian in line (new keys untranslated, changed ones fuzzy), compile
+# the .mo files the service reads, and list what a translator still has to do.
+translations: $(STAMP)
+	$(BIN)/python -m catalogs extract
+	$(BIN)/python -m catalogs update
+	$(BIN)/python -m catalogs compile
+	$(BIN)/python -m catalogs check
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

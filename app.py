@@ -97,8 +97,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import subscribers.models  # noqa: F401
     import webhook_checks  # noqa: F401
 
-    from i18n import remember_language, select_language, t
+    from i18n import init_babel, local_time, remember_language, select_language, t
 
+    init_babel(app)
     app.before_request(select_language)
     # Before any view: NUL bytes and over-deep JSON get 400, oversized bodies 413.
     request_guard.init_app(app)
@@ -107,7 +108,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import errors
 
     errors.register(app)
-    from alerts.cli import alerts_cli, dispatch_command, local_time
+    from alerts.cli import alerts_cli, dispatch_command
 
     app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"],
                                  webhook_refusals=webhook_checks.refusal_summary)
@@ -158,6 +159,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(audit_cli)
     app.cli.add_command(subscribers_cli)
     app.cli.add_command(alerts_cli)
+    from catalogs import translate_cli
+
+    app.cli.add_command(translate_cli)
     app.cli.add_command(dispatch_command)
     from alerts.sms_cli import sms_cli
 

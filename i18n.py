@@ -1,84 +1,83 @@
 """User-facing text in Polish first, with English and Ukrainian.
 
-Catalogs are TOML files ``translations/<domain>.<lang>.toml`` (one domain per feature, so
-each can be edited alone); all domains of a language are merged. Polish is complete; the
-other languages fall back to Polish key by key. Pages pick the language from ``?lang=``, then the ``lang`` cookie, then
-the municipality's default; SMS use the resident's own language.
+The texts are gettext catalogs in Flask-Babel's layout, ``translations/<lang>/LC_MESSAGES/
+<domain>.po`` compiled to ``.mo`` (`flask translate`, `make translations`): the domain
+``messages`` holds what residents see (pl, en, uk) and ``admin`` the staff pages (pl, en).
+Message ids are stable keys (``alert.valid``), not Polish sentences: Polish is the source
+language in ``pl/`` (a monolingual catalog, as Weblate and Poedit handle it), and the other
+languages carry each Polish text as a translator's comment. A language falls back to Polish
+key by key. Pages pick the language from ``?lang=``, then the ``lang`` cookie, then the
+municipality's default; SMS use the resident's own language. Placeholders are ``{name}``
+(flagged python-brace-format in the catalogs) and counted texts are gettext plurals,
+chosen by each language's Plural-Forms rule.
 """
 
 from __future__ import annotations
 
-import tomllib
+import re
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from babel import Locale
+from babel.support import NullTranslations, Translations
 from flask import current_app, g, has_request_context, request
 from markupsafe import Markup
 
 from municipality import LANGUAGES
 
 CATALOG_DIR = Path(__file__).resolve().parent / "translations"
+# Resident texts, then staff texts; a key lives in exactly one (tests/test_translations_complete.py).
+DOMAINS = ("messages", "admin")
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}
-# Staff pages exist in these only (translations/admin*.toml have no Ukrainian).
+# Staff pages exist in these only (the admin domain has no Ukrainian catalog).
 STAFF_LANGUAGES = ("pl", "en")
 
 
-def flatten(data: dict[str, Any]) -> dict[str, str]:
-    """A parsed catalog file as {dotted.key: text} (nested tables become dotted keys)."""
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: dict[str, Any]) -> None:
-        for k, v in node.items():
-            key = f"{prefix}.{k}" if prefix else k
-            if isinstance(v, dict):
-                walk(key, v)
-            else:
-                flat[key] = str(v)
-
-    walk("", data)
-    return flat
-
-
 @lru_cache(maxsize=None)
-def _catalog(lang: str) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for path in sorted(CATALOG_DIR.glob(f"*.{lang}.toml")):
-        with path.open("rb") as fh:
-            flat.update(flatten(tomllib.load(fh)))
-    return flat
+def catalog(lang: str) -> NullTranslations:
+    """Every domain of `lang` merged into one (keys are unique across domains); a language
+    without compiled catalogs is an empty one, so everything falls back to Polish."""
+    merged = Translations()
+    for domain in DOMAINS:
+        loaded = Translations.load(str(CATALOG_DIR), [lang], domain)
+        merged.merge(loaded)
+        # Translations.merge copies the texts only; the plural rule is the language's own.
+        if hasattr(loaded, "plural"):
+            merged.plural = loaded.plural
+    return merged
 
 
-# CLDR plural categories: a catalog writes a counted text as a table of these
-# (`recipients = { one = "{count} odbiorca", few = "{count} odbiorcy", many = "{count} odbiorców" }`)
-# and `translate(..., count=n)` picks the one `lang` uses for n (Babel's plural rules).
-PLURAL_CATEGORIES = ("zero", "one", "two", "few", "many", "other")
+def _count(value: Any) -> int:
+    """A count for the plural rule; "1 200" (a formatted count) counts as 1200."""
+    if isinstance(value, str):
+        digits = "".join(ch for ch in value if ch.isdigit())
+        return int(digits) if digits else 0
+    return int(value)
 
 
 def plural_category(lang: str, count: Any) -> str:
     """The CLDR plural category of `count` in `lang` ("1 200" as formatted counts too)."""
-    from babel import Locale
-
-    if isinstance(count, str):
-        digits = "".join(ch for ch in count if ch.isdigit())
-        count = int(digits) if digits else 0
-    return Locale.parse(lang).plural_form(count)
+    return Locale.parse(lang).plural_form(_count(count))
 
 
-def _plural(catalog: dict[str, str], key: str, lang: str, params: dict[str, Any]) -> str | None:
-    if "count" not in params or f"{key}.other" not in catalog and f"{key}.one" not in catalog:
-        return None
-    form = plural_category(lang, params["count"])
-    return catalog.get(f"{key}.{form}") or catalog.get(f"{key}.other") or catalog.get(f"{key}.many")
+def _text(key: str, lang: str, params: dict[str, Any]) -> str | None:
+    texts = catalog(lang)
+    if "count" in params:
+        text = texts.ngettext(key, key, _count(params["count"]))
+        if text != key:
+            return text
+    text = texts.gettext(key)
+    return None if text == key else text
 
 
 def lookup(key: str, lang: str, **params: Any) -> str | None:
     """The text for `key` in `lang` (falling back to Polish), or None when no catalog has
     it: for labels that may well be missing (an audit detail, a feed not named yet), where
     the caller shows the raw value instead. A counted text takes the form for `count`."""
-    text = (_catalog(lang).get(key) or _plural(_catalog(lang), key, lang, params)
-            or _catalog("pl").get(key) or _plural(_catalog("pl"), key, "pl", params))
+    text = _text(key, lang, params) or (None if lang == "pl" else _text(key, "pl", params))
     if text is None:
         return None
     return text.format(**params) if params else text
@@ -168,3 +167,72 @@ def remember_language(response):  # noqa: ANN001, ANN201
         response.set_cookie("lang", g.lang, max_age=365 * 24 * 3600, samesite="Lax",
                             secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
     return response
+
+
+# Dates and numbers in the page's language (CLDR through Babel): "3 gru 2026, 06:15",
+# "1 200", "0,60 zł" in Polish; "Dec 3, 2026, 6:15 AM", "1,200", "PLN 0.60" in English.
+# The language is current_language() and the zone the municipality's, the same choice
+# Flask-Babel's selectors make (init_babel), so its gettext and format_* agree with these.
+
+def _zone():  # noqa: ANN202
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(current_app.extensions["municipality"].timezone)
+
+
+def local_time(value: datetime | None) -> str:
+    """Jinja filter: an aware time as the gmina's wall clock with a date ("3 gru 2026, 06:15");
+    the month in words, so nobody reads 3.12 as March. Naive times are UTC (as stored)."""
+    if value is None:
+        return ""
+    from babel import dates
+
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    lang = current_language()
+    local = value.astimezone(_zone())
+    pattern = Locale.parse(lang).datetime_formats["medium"].replace("'", "")
+    return pattern.format(dates.format_time(local, "short", locale=lang), dates.format_date(local, "medium", locale=lang))
+
+
+def clock(value: datetime) -> str:
+    """The gmina's wall-clock time alone ("06:15"; "6:15 AM" in English)."""
+    from babel import dates
+
+    return dates.format_time(value.astimezone(_zone()) if value.tzinfo else value, "short", locale=current_language())
+
+
+def day_month(value: date) -> str:
+    """A day of the year, short ("3.12" in Polish, "12/3" in English), for chart labels."""
+    from babel import dates
+
+    return dates.format_skeleton("Md", value, locale=current_language())
+
+
+def number(value: int | float) -> str:
+    """A count as the page's language writes it ("12 000"; "12,000" in English)."""
+    from babel import numbers
+
+    return numbers.format_decimal(value, locale=current_language())
+
+
+def money(value: Decimal, currency: str) -> str:
+    """An amount with its currency ("0,60 zł"; "PLN 0.60" in English), two decimals."""
+    from babel import numbers
+
+    text = numbers.format_currency(value, currency, locale=current_language())
+    # CLDR's currencySpacing (a space between a letter code and a digit), which Babel leaves out.
+    return re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", "\u00a0", text)
+
+
+def init_babel(app) -> None:  # noqa: ANN001
+    """Flask-Babel over the same catalogs, language and zone as the functions above."""
+    from flask_babel import Babel
+
+    directories = ";".join([str(CATALOG_DIR)] * len(DOMAINS))
+    Babel(app, configure_jinja=False, default_domain=";".join(DOMAINS),
+          default_translation_directories=directories,
+          default_locale=app.extensions["municipality"].default_language,
+          default_timezone=app.extensions["municipality"].timezone,
+          locale_selector=current_language,
+          timezone_selector=lambda: app.extensions["municipality"].timezone)

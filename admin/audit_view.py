@@ -5,7 +5,7 @@ An audit row stores what the code knew (`target="alert:12"`, `detail={"queued": 
 it) and "Wysłano do: SMS 1", in their language, with times on the gmina's clock. The CSV
 export keeps the raw values (it is evidence, and machine-readable).
 
-Labels live in translations/admin_audit.*.toml: `audit_view.detail.<key>` for a detail's name,
+Labels live in the admin catalogs (translations/*/LC_MESSAGES/admin.po): `audit_view.detail.<key>` for a detail's name,
 `audit_view.reason.<code>` for the coded reasons (anything else in a reason is a person's
 own words and is shown as written), `audit_view.target.<kind>` for a subject.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import url_for
 
-from alerts.cli import local_time
+from i18n import local_time
 from i18n import current_language, lookup
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?$")

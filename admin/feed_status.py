@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from alerts.cli import local_time
+from i18n import local_time
 from i18n import current_language, lookup, t
 
 _KINDS = ("timeout", "connection", "http", "malformed")

@@ -26,7 +26,6 @@ from werkzeug.datastructures import MultiDict
 from admin.charts import bar_chart, column_chart
 from admin import add_error_pages, feed_status
 from alerts import approval, quiet, render
-from alerts.cli import local_time
 from alerts.feeds import health_report
 from alerts.figures import BUCKET_ORDER, delivery_figures
 from alerts.models import (
@@ -53,7 +52,7 @@ from alerts.preview import sent_variants
 from alerts.publish import TEXT_MAX_CHARS, AlertError, fingerprint
 from alerts.sms_text import count_segments
 from db import db, utcnow
-from i18n import current_language, t, translate
+from i18n import clock, current_language, local_time, money, number, t, translate
 from municipality import CATEGORIES, LANGUAGES
 from staff.auth import current_staff, login_required
 from staff.models import StaffUser
@@ -163,18 +162,6 @@ def _local_input(value: datetime | None) -> str:
     return value.astimezone(_zone()).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
-def _number(value: int | float) -> str:
-    sep = "," if current_language() == "en" else "\u00a0"
-    return f"{value:,}".replace(",", sep)
-
-
-def _money(value: Decimal, currency: str) -> str:
-    text = f"{value:,.2f}"
-    if current_language() != "en":
-        text = text.replace(",", "\u00a0").replace(".", ",")
-    return f"{text}\u00a0{currency}"
-
-
 def _area_name(code: str) -> str:
     area = _municipality().area(code)
     return area.name if area else code
@@ -201,8 +188,8 @@ def _staff_emails(ids: set[int]) -> dict[int, str]:
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
-        "number": _number,
-        "money": _money,
+        "number": number,
+        "money": money,
         "area_name": _area_name,
         "areas_text": _areas_text,
         "categories": CATEGORIES,
@@ -462,7 +449,7 @@ def _timeline(alert_id: int) -> list[tuple[str, float]]:
     for value in times:
         index = int((value.astimezone(zone) - first).total_seconds() // 60) // step
         counts[index] = counts.get(index, 0) + 1
-    return [((first + timedelta(minutes=i * step)).strftime("%H:%M"), counts.get(i, 0))
+    return [(clock(first + timedelta(minutes=i * step)), counts.get(i, 0))
             for i in range(0, max(counts) + 1)]
 
 
@@ -532,7 +519,7 @@ def _sent_sms(alert: Alert) -> dict[str, Any]:
     variants, unknown = sent_variants(alert)
     shown = [{"language": v.language, "body": v.body, "count": v.count,
               # With several languages on one text, each says how many of its residents got it.
-              "names": ([f"{_language_name(code)} ({_number(n)})" for code, n in v.by_language.items()]
+              "names": ([f"{_language_name(code)} ({number(n)})" for code, n in v.by_language.items()]
                         if len(v.by_language) > 1 else [_language_name(v.language)]),
               "fallback_names": [_language_name(code) for code in v.by_language if code != v.language]}
              for v in variants]
@@ -578,8 +565,8 @@ def _show_page(alert: Alert, errors: Errors | None = None, reason: str = "",
         context["stoppers"] = db.session.scalars(
             select(StaffUser.email).where(StaffUser.role.in_(("approver", "admin")), StaffUser.active.is_(True))
             .order_by(StaffUser.email)).all()
-    context["quiet"] = {"held": held, "start": span[0].strftime("%H:%M") if span else "",
-                        "end": span[1].strftime("%H:%M") if span else "", "minimum": quiet.MIN_REASON,
+    context["quiet"] = {"held": held, "start": clock(span[0]) if span else "",
+                        "end": clock(span[1]) if span else "", "minimum": quiet.MIN_REASON,
                         "override": (alert.meta or {}).get(quiet.OVERRIDE_KEY)}
     return render_template(
         "admin/messages/show.html", alert=alert, pv=pv, refusal=refusal, people=people, follow_ups=follow_ups,
@@ -615,7 +602,7 @@ def _refusal_message(exc: AlertError) -> str:
 
 
 def _sent_message(counts: dict[str, int]) -> str:
-    parts = ", ".join(f"{t('admin.msg.channel.' + c)}: {_number(n)}" for c, n in counts.items())
+    parts = ", ".join(f"{t('admin.msg.channel.' + c)}: {number(n)}" for c, n in counts.items())
     return t("admin.msg.flash.sent", counts=parts or "0")
 
 
@@ -654,7 +641,7 @@ def approve(alert_id: int):  # noqa: ANN201
     if counts is None:
         flash(t("admin.msg.flash.scheduled", when=local_time(alert.send_at)), "ok")
     elif (held := quiet.held_until(alert, utcnow())) is not None:
-        flash(t("admin.quiet.flash", count=_number(sum(counts.values())), when=local_time(held)), "warning")
+        flash(t("admin.quiet.flash", count=number(sum(counts.values())), when=local_time(held)), "warning")
     else:
         flash(_sent_message(counts), "ok")
     return _to_show(alert_id)

@@ -27,7 +27,7 @@ from admin.charts import bar_chart, line_chart
 from admin import add_error_pages, audit_view, delivery_history
 from alerts.models import Delivery
 from db import db, utcnow
-from i18n import current_language, t
+from i18n import current_language, day_month, t
 from municipality import CATEGORIES
 from staff import audit
 from staff.audit import AuditEvent
@@ -181,7 +181,7 @@ def subscribers() -> Any:
         "areas": bar_chart(counts["areas"], title=t("admin_people.subscribers.per_area")),
         "categories": bar_chart(counts["categories"], title=t("admin_people.subscribers.per_category")),
         "channels": bar_chart(counts["channels_short"], title=t("admin_people.subscribers.per_channel")),
-        "growth": line_chart([(d.strftime("%d.%m"), n) for d, n in growth],
+        "growth": line_chart([(day_month(d), n) for d, n in growth],
                              title=t("admin_people.subscribers.growth", days=GROWTH_DAYS)),
     }
 

@@ -268,12 +268,4 @@ def _probe_while_down(app, stop: threading.Event, outage) -> None:
             outage.succeeded()
 
 
-def local_time(value: datetime | None) -> str:
-    """Jinja filter: an aware UTC time as the gmina's wall clock, e.g. 15.08.2026 13:00."""
-    if value is None:
-        return ""
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(current_app.extensions["municipality"].timezone)
-    return value.astimezone(zone).strftime("%d.%m.%Y %H:%M")
 

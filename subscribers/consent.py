@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from i18n import translate, translate_marked
 
-# Bump when a text in translations/core.*.toml [consent] changes (the SMS and the push
+# Bump when a consent.* text in translations/*/LC_MESSAGES/messages.po changes (the SMS and the push
 # consent share the version); old versions stay in git history.
 # 2026-12-02: the Ukrainian texts exist (before, Ukrainian pages showed the Polish ones).
 # 2026-12-02.2: the Polish text declines the gmina's name ("od Gminy Kozy").

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 from markupsafe import escape
 from sqlalchemy import select, update
 
@@ -300,7 +301,8 @@ def test_a_scheduled_message_leaves_at_its_time(make_app, twilio, monkeypatch):
                     target="areas", areas=["POR"], when="later", send_at=send_at,
                     expires_at=local(timedelta(days=1)))
     shown = page(ap, f"/admin/messages/{alert.id}")
-    when = datetime.fromisoformat(send_at).strftime("%d.%m.%Y %H:%M")
+    moment = datetime.fromisoformat(send_at)  # a Polish date with the month in words: "3 gru 2026, 10:19"
+    when = f"{format_date(moment, 'medium', locale='pl')}, {moment:%H:%M}"
     assert f"Zatwierdź i zaplanuj na {when}" in shown
     approve(ap, alert)
     alert = reload(alert)
@@ -515,10 +517,10 @@ def test_failures_figures_and_cost_are_shown_after_sending(make_app, twilio):
     assert "<code>21610</code>" in failures
     # 3 single-segment SMS x 0.20: Twilio reports no segments through a Messaging Service, so
     # the dispatcher counts the body it sent; nothing is left to estimate.
-    assert "data-cost-so-far>0,60\u00a0PLN<" in html and "szacunek" not in html
+    assert "data-cost-so-far>0,60\u00a0zł<" in html and "szacunek" not in html
     assert "<rect" in html[html.index("Wysłane"):] and "<polyline" not in html  # deliveries over time, as columns
     english = page(ap, f"/admin/messages/{alert.id}?lang=en")
-    assert "0.60\u00a0PLN" in english and "Deliveries" in english
+    assert "PLN\u00a00.60" in english and "Deliveries" in english
 
 
 # --- every form rejects bad input, next to the field, keeping what was typed ------------------------------
@@ -685,7 +687,7 @@ def test_a_failing_feed_is_one_plain_line_since_its_last_good_answer(app, twilio
     assert str(failure) == error  # what record_failure stores
     record_failure("imgw-meteo", failure, now=ok_at + timedelta(minutes=20))
     feeds = section(page(signed_in(app, make_staff("editor")), "/admin/"), "feeds")
-    assert f"{says} 02.12.2026 21:06<" in feeds  # Warsaw time: since the last good answer
+    assert f"{says} 2 gru 2026, 21:06<" in feeds  # Warsaw time: since the last good answer
     line = feeds[feeds.index('class="feed-error"'):]
     assert line.index("</span>") < line.index("<details"), "the technical text is folded away"
 

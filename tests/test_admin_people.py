@@ -422,7 +422,7 @@ def test_audit_log_reads_in_words_with_links_and_local_times(app: Flask) -> None
     assert "przez: wiersz poleceń" in page
     assert "powód: nie można zatwierdzić własnego komunikatu" in page
     assert "powód: Zła godzina" in page  # a person's own words, as written
-    assert "godzina wysyłki: 15.07.2026 12:00" in page  # Warsaw summer time, not UTC
+    assert "godzina wysyłki: 15 lip 2026, 12:00" in page  # Warsaw summer time, not UTC
     assert "{'sms'" not in page and "queued=" not in page and "self_approval" not in page.split("<option")[0]
     english = text_of(admin.get("/admin/audit?lang=en"))
     assert "sent to: SMS 120, notifications 3" in english and "Message no. 12" in english

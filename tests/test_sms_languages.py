@@ -172,7 +172,7 @@ def test_the_preview_says_per_language_who_gets_which_variant_and_warns(app):
     assert 'data-variant="uk-fallback"' in html and 'data-variant="en-own"' in html
     assert 'data-variant="pl-own"' in html
     cost = translate("admin.msg.preview.language_cost", "pl", segments=2, count=2,
-                     price="0,16\u00a0PLN", cost="0,64\u00a0PLN")
+                     price="0,16\u00a0zł", cost="0,64\u00a0zł")
     assert price == Decimal("0.16") and str(escape(cost)) in html
     for s in pv.sms:
         assert f'data-sms-lang="{s.language}">{escape(s.body)}</pre>' in html

@@ -1,117 +1,118 @@
 """Every text exists in every language it is shown in, with the same placeholders.
 
-Residents may choose Polish, English or Ukrainian, so every resident-facing key needs all
-three: a missing one would show Polish under a Ukrainian page (i18n.translate falls back),
+Residents may choose Polish, English or Ukrainian, so every key of the `messages` domain
+needs all three: a missing one would show Polish under a Ukrainian page (i18n falls back),
 and consent shown in a language the person may not read is weak consent. Staff work in
-Polish or English, so staff-only texts need those two. Staff-only means a catalog whose
-area starts with "admin" (admin, admin_messages, admin_people) or a key under "admin."
-(the dashboard blocks that live beside their feature, e.g. sms.*.toml, webhooks.*.toml).
+Polish or English, so the `admin` domain needs those two. The check is catalogs.problems,
+the same one `make translations` (and `flask translate check`) runs.
 """
 
 from __future__ import annotations
 
-import string
-import tomllib
+import shutil
 from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po, write_po
 
-from i18n import CATALOG_DIR, PLURAL_CATEGORIES, flatten
-from municipality import LANGUAGES
-
-STAFF_LANGUAGES = ("pl", "en")
-
-
-def flat(path: Path) -> dict[str, str]:
-    """The catalog file as {dotted.key: text}; an absent file is an empty catalog."""
-    if not path.exists():
-        return {}
-    return flatten(tomllib.loads(path.read_text(encoding="utf-8")))
-
-
-def areas(catalog_dir: Path) -> list[str]:
-    return sorted({p.name.split(".", 1)[0] for p in catalog_dir.glob("*.*.toml")})
-
-
-def required_languages(area: str, key: str) -> tuple[str, ...]:
-    """The languages `key` of catalog `area` must exist in."""
-    if area.startswith("admin") or key.startswith("admin."):
-        return STAFF_LANGUAGES
-    return tuple(LANGUAGES)
-
-
-def needs_plural_form(key: str, lang: str) -> bool:
-    """A counted text (a table of CLDR plural forms) needs only the forms `lang` has:
-    Polish has one/few/many, English one/other (i18n.translate picks by Babel's rules)."""
-    *_, last = key.rsplit(".", 1)
-    if last not in PLURAL_CATEGORIES:
-        return True
-    from babel import Locale
-
-    return last in Locale.parse(lang).plural_form.tags | {"other"}
-
-
-def placeholders(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-
-
-def problems(catalog_dir: Path) -> list[str]:
-    """Every missing key, key unknown to Polish, and placeholder mismatch, one line each."""
-    found: list[str] = []
-    for area in areas(catalog_dir):
-        polish = flat(catalog_dir / f"{area}.pl.toml")
-        for lang in LANGUAGES:
-            if lang == "pl":
-                continue
-            other = flat(catalog_dir / f"{area}.{lang}.toml")
-            for key, text in polish.items():
-                if key not in other:
-                    if lang in required_languages(area, key) and needs_plural_form(key, lang):
-                        found.append(f"{area}.{lang}: {key} missing")
-                    continue
-                if placeholders(other[key]) != placeholders(text):
-                    found.append(f"{area}.{lang}: {key} has placeholders "
-                                 f"{sorted(placeholders(other[key]))}, Polish {sorted(placeholders(text))}")
-            for key in sorted(set(other) - set(polish)):
-                found.append(f"{area}.{lang}: {key} is not in {area}.pl.toml")
-    return found
+import catalogs
+from i18n import CATALOG_DIR, translate
 
 
 def test_every_key_exists_in_every_language_it_must_with_the_same_placeholders():
-    found = problems(CATALOG_DIR)
+    found = catalogs.problems(CATALOG_DIR)
     assert not found, f"{len(found)} translation problems:\n" + "\n".join(found)
 
 
-def test_the_ukrainian_catalogs_cover_every_resident_facing_area():
+def test_every_key_the_code_names_has_a_polish_text():
+    _, missing = catalogs.extract(CATALOG_DIR)
+    assert not missing, "keys without a Polish text:\n" + "\n".join(missing)
+
+
+def test_the_ukrainian_catalog_covers_the_resident_facing_areas():
     # Guards the rule above from passing vacuously: the resident areas are really checked.
-    checked = [a for a in areas(CATALOG_DIR) if not a.startswith("admin")]
-    for area in ("core", "pages", "alerts", "errors", "push"):
-        assert area in checked
-        assert flat(CATALOG_DIR / f"{area}.uk.toml"), f"{area}.uk.toml is missing or empty"
+    keys = {m.id for m in catalogs.read(CATALOG_DIR, "uk", "messages") if m.id and m.string}
+    for area in ("consent.", "error.", "page.", "alert.", "push.", "sms.", "errors."):
+        assert sum(k.startswith(area) for k in keys) >= 3, area
+    assert catalogs.read(CATALOG_DIR, "uk", "admin") is None  # staff pages: Polish and English
 
 
-@pytest.mark.parametrize("broken, expected", [
-    # A resident-facing key missing in Ukrainian.
-    ({"core.uk.toml": '[error]\nphone_missing = "Введіть номер."\n'}, "core.uk: error.code_missing missing"),
+def _edit(root: Path, lang: str, domain: str, change) -> None:  # noqa: ANN001
+    catalog = catalogs.read(root, lang, domain)
+    change(catalog)
+    catalogs.write(catalog, catalogs.po_path(root, lang, domain))
+
+
+def _set(key: str, text: str):  # noqa: ANN202
+    def change(catalog) -> None:  # noqa: ANN001
+        catalog[key].string = text
+    return change
+
+
+@pytest.mark.parametrize("lang, domain, change, expected", [
+    # A resident-facing key untranslated in Ukrainian.
+    ("uk", "messages", _set("error.code_missing", ""), "uk/messages: error.code_missing missing"),
     # A placeholder renamed in a translation.
-    ({"core.uk.toml": '[error]\nphone_missing = "Введіть номер."\ncode_missing = "{x}"\n'},
-     "core.uk: error.code_missing has placeholders ['x'], Polish []"),
-    # A staff-only key missing in English (Ukrainian not required there).
-    ({"admin.en.toml": ""}, "admin.en: "),
+    ("uk", "messages", _set("error.title_too_long", "{x}"), "uk/messages: error.title_too_long has placeholders ['x']"),
+    # A staff-only key missing in English (Ukrainian is not required there).
+    ("en", "admin", lambda c: c.delete("admin.title"), "en/admin: admin.title missing"),
     # A key Polish does not have.
-    ({"push.uk.toml": '[nowhere]\nx = "y"\n'}, "push.uk: nowhere.x is not in push.pl.toml"),
+    ("uk", "messages", lambda c: c.add("nowhere.x", "y"), "uk/messages: nowhere.x is not in pl/messages.po"),
+    # A translation made from an older Polish text, marked for review by `update`.
+    ("en", "messages", lambda c: c["alert.valid"].flags.add("fuzzy"), "en/messages: alert.valid is fuzzy"),
+    # One key in both domains.
+    ("pl", "admin", lambda c: c.add("alert.valid", "Obowiązuje"), "pl/admin: alert.valid is also in pl/messages"),
 ])
-def test_the_check_fails_on_each_kind_of_problem(tmp_path, broken, expected):
-    for path in CATALOG_DIR.glob("*.toml"):
-        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    for name, text in broken.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    found = problems(tmp_path)
+def test_the_check_fails_on_each_kind_of_problem(tmp_path, lang, domain, change, expected):
+    root = tmp_path / "translations"
+    shutil.copytree(CATALOG_DIR, root)
+    _edit(root, lang, domain, change)
+    catalogs.compile_all(root)
+    found = catalogs.problems(root)
     assert any(line.startswith(expected) for line in found), found
-    assert not any(line.startswith("admin.uk") or ".uk: admin." in line for line in found)
+    assert not any(line.startswith("uk/admin") for line in found)
 
 
-def test_every_sms_reply_fits_its_two_segments_in_every_language():
+def test_a_catalog_edited_without_compiling_is_reported(tmp_path):
+    root = tmp_path / "translations"
+    shutil.copytree(CATALOG_DIR, root)
+    _edit(root, "uk", "messages", _set("alert.valid", "Чинне"))
+    assert "uk/LC_MESSAGES/messages.po: its .mo is missing or out of date (make translations)" in catalogs.problems(root)
+    catalogs.compile_all(root)
+    assert catalogs.problems(root) == []
+
+
+def test_update_adds_a_new_polish_key_untranslated_and_marks_a_changed_one_fuzzy(tmp_path):
+    root = tmp_path / "translations"
+    shutil.copytree(CATALOG_DIR, root)
+    _edit(root, "pl", "messages", lambda c: c.add("alert.brand_new", "Nowy tekst"))
+    _edit(root, "pl", "messages", _set("alert.valid", "Obowiązuje do odwołania"))
+    templates, _ = catalogs.extract(root)
+    catalogs.update(root, templates)
+    uk = catalogs.read(root, "uk", "messages")
+    assert uk["alert.brand_new"].string == "" and "pl: Nowy tekst" in uk["alert.brand_new"].auto_comments
+    assert uk["alert.valid"].fuzzy and uk["alert.valid"].string == "Діє"
+    assert uk["error.code_missing"].string and not uk["error.code_missing"].fuzzy  # untouched
+    catalogs.compile_all(root)
+    found = catalogs.problems(root)
+    assert "uk/messages: alert.brand_new missing" in found
+    assert any(line.startswith("uk/messages: alert.valid is fuzzy") for line in found)
+
+
+def test_the_catalogs_are_plain_gettext_files_a_translators_tool_reads(tmp_path):
+    # What Poedit or Weblate does: parse the .po and write it back unchanged in meaning.
+    path = catalogs.po_path(CATALOG_DIR, "uk", "messages")
+    with path.open("rb") as fh:
+        catalog = read_po(fh)
+    assert catalog.locale_identifier == "uk" and catalog.num_plurals == 3
+    with (tmp_path / "again.po").open("wb") as fh:
+        write_po(fh, catalog)
+    with (tmp_path / "again.po").open("rb") as fh:
+        again = read_po(fh)
+    assert {m.id: m.string for m in again} == {m.id: m.string for m in catalog}
+
+
+def test_every_sms_reply_fits_its_two_segments_in_every_language(app):
     # Replies are cut at 2 segments (subscribers/keywords.py, codes.py), link and all; Cyrillic
     # goes as UCS-2 (67 characters a segment), so a long Ukrainian text loses its link.
     from alerts.sms_text import count_segments, transliterate
@@ -119,12 +120,14 @@ def test_every_sms_reply_fits_its_two_segments_in_every_language():
     link = "https://alerty.gminaporabka.pl/m/12345." + "x" * 22  # MAC_LENGTH, a 5-digit id
     values = {"gmina": "Gmina Porąbka", "link": link, "code": "123456", "minutes": 10, "area": "CZA",
               "codes": "BUJ, CZA, KOB, POR", "example": "BUJ", "site": "https://alerty.gminaporabka.pl"}
-    for lang in LANGUAGES:
-        sms = tomllib.loads((CATALOG_DIR / f"core.{lang}.toml").read_text(encoding="utf-8"))["sms"]
-        for key, text in sms.items():
-            body = text.format(stop=sms["confirmed_stop"], **values)
+    keys = [m.id for m in catalogs.read(CATALOG_DIR, "pl", "messages") if isinstance(m.id, str)
+            and m.id.startswith("sms.")]
+    assert len(keys) >= 10
+    for lang in ("pl", "en", "uk"):
+        for key in keys:
+            body = translate(key, lang, stop=translate("sms.confirmed_stop", lang), **values)
             body = body if lang == "uk" else transliterate(body)
-            assert count_segments(body).segments <= 2, f"core.{lang} sms.{key}: {len(body)} characters"
+            assert count_segments(body).segments <= 2, f"{lang} {key}: {len(body)} characters"
 
 
 @pytest.mark.parametrize(("lang", "count", "text"), [
@@ -133,6 +136,17 @@ def test_every_sms_reply_fits_its_two_segments_in_every_language():
     ("en", 1, "1 recipient"), ("en", 2, "2 recipients"),
 ])
 def test_a_counted_text_takes_the_languages_plural_form(app, lang, count, text):
-    from i18n import translate
-
     assert translate("admin.msg.preview.recipients", lang, count=count) == text
+
+
+def test_flask_babel_reads_the_same_catalogs_in_the_page_language(app):
+    import flask_babel
+
+    with app.test_request_context("/?lang=uk"):
+        app.preprocess_request()
+        assert str(flask_babel.get_locale()) == "uk"
+        assert flask_babel.gettext("alert.valid") == translate("alert.valid", "uk") == "Діє"
+    with app.test_request_context("/admin/?lang=en"):
+        flask_babel.refresh()  # the fixture's app context (and its g, Flask-Babel's cache) spans both
+        app.preprocess_request()
+        assert flask_babel.gettext("admin.title") == "Syrena – office admin"
