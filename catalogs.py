@@ -144,7 +144,8 @@ def update(root: Path, templates: dict[str, Catalog]) -> list[Path]:
             catalog.update(pot, no_fuzzy_matching=True, update_header_comment=False)
             for message in catalog:
                 # The Polish text changed since this was translated: a translator looks again.
-                if message.id and any(texts(message)) and before.get(message.id) not in (None, _polish(message)):
+                # (No comment before: written by hand alongside the Polish, nothing to compare.)
+                if message.id and any(texts(message)) and before.get(message.id) not in (None, "", _polish(message)):
                     message.flags.add("fuzzy")
             path = po_path(root, lang, domain)
             write(catalog, path)
@@ -182,20 +183,22 @@ def problems(root: Path = CATALOG_DIR) -> list[str]:
             if lang == "pl":
                 continue
             other = {m.id: m for m in read(root, lang, domain) or [] if m.id}
+            name = {message_id: message_id if isinstance(message_id, str) else message_id[0]
+                    for message_id in polish.keys() | other.keys()}
             required = lang in languages_of(domain)
             for message_id, message in polish.items():
                 theirs = other.get(message_id)
                 if theirs is None or not all(texts(theirs)):
                     if required:
-                        found.append(f"{lang}/{domain}: {message_id} missing")
+                        found.append(f"{lang}/{domain}: {name[message_id]} missing")
                     continue
                 if "fuzzy" in theirs.flags and required:
-                    found.append(f"{lang}/{domain}: {message_id} is fuzzy (its Polish text changed)")
+                    found.append(f"{lang}/{domain}: {name[message_id]} is fuzzy (its Polish text changed)")
                 if placeholders(theirs) != placeholders(message):
-                    found.append(f"{lang}/{domain}: {message_id} has placeholders "
+                    found.append(f"{lang}/{domain}: {name[message_id]} has placeholders "
                                  f"{sorted(placeholders(theirs))}, Polish {sorted(placeholders(message))}")
             for message_id in other.keys() - polish.keys():
-                found.append(f"{lang}/{domain}: {message_id} is not in pl/{domain}.po")
+                found.append(f"{lang}/{domain}: {name[message_id]} is not in pl/{domain}.po")
     for path in sorted(root.glob("*/LC_MESSAGES/*.po")):
         mo = path.with_suffix(".mo")
         if not mo.exists() or _compiled(path) != _read_mo(mo):

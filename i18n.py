@@ -83,6 +83,22 @@ def lookup(key: str, lang: str, **params: Any) -> str | None:
     return text.format(**params) if params else text
 
 
+def plural_forms(key: str, lang: str) -> dict[str, str]:
+    """A counted text's forms by CLDR category, unformatted ({"one": "{count} znak", "few":
+    ..., "many": ...}), for a page script that counts as the reader types: it picks with
+    Intl.PluralRules, the same CLDR rules Babel gives the catalogs' Plural-Forms."""
+    forms: dict[str, str] = {}
+    plural = Locale.parse(lang).plural_form
+    for n in range(200):
+        category = plural(n)
+        if category not in forms:
+            text = _text(key, lang, {"count": n}) or _text(key, "pl", {"count": n})
+            if text is None:
+                raise KeyError(f"no translation for {key!r}")
+            forms[category] = text
+    return forms
+
+
 def translate(key: str, lang: str, **params: Any) -> str:
     """The text for `key` in `lang`, falling back to Polish; a missing key raises KeyError
     in tests (so a typo cannot ship) and shows the key itself in production. A counted

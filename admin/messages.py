@@ -10,6 +10,7 @@ when the domain would allow them, and a POST asks the domain again.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from alerts.preview import sent_variants
 from alerts.publish import TEXT_MAX_CHARS, AlertError, fingerprint
 from alerts.sms_text import count_segments
 from db import db, utcnow
-from i18n import clock, current_language, local_time, money, number, t, translate
+from i18n import clock, current_language, local_time, money, number, plural_forms, t, translate
 from municipality import CATEGORIES, LANGUAGES
 from staff.auth import current_staff, login_required
 from staff.models import StaffUser
@@ -316,19 +317,12 @@ def _compose_page(mode: str, form: MultiDict, errors: Errors, *, alert: Alert | 
     else:
         action = url_for(".follow_up_cancel", alert_id=parent.id)
     category = CATEGORIES.get(parent.category if parent is not None else form.get("category", ""))
-    # How the Polish SMS starts (for the live counter); a follow-up is an exercise when its
-    # parent is, other messages say so with the exercise checkbox.
-    prefix = ""
-    if parent is not None and parent.exercise:
-        prefix = translate("alert.prefix_exercise", "pl") + " "
-    if kind in (KIND_UPDATE, KIND_CANCEL):
-        prefix += translate(f"alert.prefix_{kind}", "pl") + " "
     page = render_template(
         "admin/messages/compose.html", mode=mode, kind=kind, form=form, errors=errors, alert=alert,
         parent=parent, action=action, fixed_category=category if parent is not None else None,
         templates=_templates() if mode == "new" else [], offered=_municipality().offered_categories(),
         levels=LEVELS, languages=LANGUAGES, text_max=TEXT_MAX_CHARS,
-        sms_prefix=prefix, exercise_prefix=translate("alert.prefix_exercise", "pl") + " ",
+        counters={code: _counter(code, parent, kind) for code in LANGUAGES},
         max_segments=current_app.config.get("SMS_MAX_SEGMENTS", 2),
         push_on=current_app.extensions.get("webpush") is not None)
     return page, status
@@ -505,6 +499,27 @@ def _sent_context(alert: Alert) -> dict[str, Any]:
         "currency": current_app.config.get("SMS_PRICE_CURRENCY", "PLN"),
         **_sent_sms(alert),
     }
+
+
+def _counter(code: str, parent: Alert | None, kind: str) -> dict[str, str]:
+    """What the live SMS counter under the `code` text needs (static/admin-messages.js): how
+    that language's SMS starts (a follow-up is an exercise when its parent is; other messages
+    say so with the exercise checkbox), its segment cap, and its texts in the page's language,
+    the counted one as plural forms for the script to choose from as it counts."""
+    prefix = translate("alert.prefix_exercise", code) + " " if parent is not None and parent.exercise else ""
+    if kind in (KIND_UPDATE, KIND_CANCEL):
+        prefix += translate(f"alert.prefix_{kind}", code) + " "
+    name = _language_name(code)
+    gsm_cap = current_app.config.get("SMS_MAX_SEGMENTS", 2)
+    script_cap = current_app.config.get("SMS_MAX_SEGMENTS_UNICODE", 5)
+    forms = {category: text.replace("{language}", name)
+             for category, text in plural_forms("admin.msg.compose.counter", current_language()).items()}
+    return {"prefix": prefix, "exercise_prefix": translate("alert.prefix_exercise", code) + " ",
+            "forms": json.dumps(forms, ensure_ascii=False), "cap": gsm_cap, "script_cap": script_cap,
+            "cut": t("admin.msg.compose.counter_cut", max=gsm_cap),
+            "script_cut": t("admin.msg.compose.counter_cut", max=script_cap),
+            "script": t("admin.msg.compose.counter_script", max=script_cap),
+            "fallback": t("admin.msg.compose.counter_fallback", language=name)}
 
 
 def _language_name(code: str) -> str:

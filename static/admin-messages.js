@@ -1,4 +1,4 @@
-/* Staff message screens: a live SMS length counter while typing, the level choice only for
+/* Staff message screens: a live SMS length counter under each language's text while typing, the level choice only for
    warning categories, and buttons that cannot be pressed twice. The server-side preview is
    the source of truth; this is an estimate. No inline script anywhere (CSP script-src 'self'). */
 (function () {
@@ -48,46 +48,60 @@
     return template.replace(/\{(\w+)\}/g, function (m, key) { return key in values ? values[key] : m; });
   }
 
-  function setupCounter(form) {
-    var title = form.querySelector("#title_pl"), text = form.querySelector("#text_pl");
-    var out = form.querySelector("#text_pl-counter");
-    if (!title || !text || !out) { return; }
+  // A letter transliteration cannot map onto GSM-7 (Cyrillic): the SMS goes as UCS-2 with the
+  // larger cap (alerts/render.py needs_unicode, segment_cap).
+  function needsUnicode(text) {
+    return Array.prototype.some.call(text, function (ch) {
+      return /\p{L}/u.test(ch) && !isGsm(ch) && transliterate(ch).indexOf("?") >= 0;
+    });
+  }
+
+  function line(parent, text, className) {
+    var span = document.createElement("span");
+    if (className) { span.className = className; }
+    span.textContent = text;
+    if (parent.childNodes.length) { parent.appendChild(document.createElement("br")); }
+    parent.appendChild(span);
+  }
+
+  // One counter under each language's text: that language's SMS as alerts/render.py sms_body
+  // builds it (its prefixes, its title or the Polish one), or, with no text, the note that
+  // those residents get the Polish SMS.
+  function setupCounter(form, code) {
+    var text = form.querySelector("#text_" + code), out = form.querySelector("#text_" + code + "-counter");
+    var title = form.querySelector("#title_" + code), titlePl = form.querySelector("#title_pl");
+    if (!text || !out || !titlePl) { return; }
     var keep = form.querySelector("#keep_diacritics"), exercise = form.querySelector("#exercise");
-    var max = parseInt(form.dataset.maxSegments || "2", 10);
     var textMax = parseInt(form.dataset.textMax || "1500", 10);
+    var forms = JSON.parse(text.dataset.counterForms);
+    var rules = new Intl.PluralRules(document.documentElement.lang || "pl");
 
     function update() {
-      var prefix = form.dataset.prefix || "";
-      if (exercise && exercise.checked) { prefix = form.dataset.exercisePrefix + prefix; }
-      var body = form.dataset.gmina + ": " + prefix + title.value.trim().replace(/\.+$/, "") + ". " +
-        text.value.split(/\s+/).filter(Boolean).join(" ");
-      if (!(keep && keep.checked)) { body = transliterate(body); }
-      var info = segments(body);
       out.textContent = "";
-      var chars = document.createElement("span");
+      var words = text.value.split(/\s+/).filter(Boolean).join(" ");
+      if (code !== "pl" && !words) { line(out, text.dataset.counterFallback); return; }
+      var prefix = text.dataset.prefix || "";
+      if (exercise && exercise.checked) { prefix = text.dataset.exercisePrefix + prefix; }
+      var heading = (title && title.value.trim()) || titlePl.value.trim();
+      var body = form.dataset.gmina + ": " + prefix + heading.replace(/\.+$/, "") + ". " + words;
+      var script = code !== "pl" && needsUnicode(body);
+      if (!script && !(keep && keep.checked)) { body = transliterate(body); }
+      var info = segments(body);
       var length = text.value.trim().length;
-      chars.textContent = fill(form.dataset.chars, { count: length, max: textMax });
-      if (length > textMax) { chars.className = "over"; }
-      out.appendChild(chars);
-      out.appendChild(document.createElement("br"));
-      out.appendChild(document.createTextNode(fill(form.dataset.counter,
-        { chars: body.length, segments: info.segments, encoding: info.encoding })));
-      if (info.segments > max) {
-        var cut = document.createElement("span");
-        cut.className = "warn";
-        cut.textContent = " " + form.dataset.counterCut;
-        out.appendChild(document.createElement("br"));
-        out.appendChild(cut);
+      if (code === "pl" || length > textMax) {
+        line(out, fill(form.dataset.chars, { count: length, max: textMax }), length > textMax ? "over" : "");
       }
-      if (info.encoding === "UCS-2") {
-        var dear = document.createElement("span");
-        dear.className = "warn";
-        dear.textContent = form.dataset.counterUcs2;
-        out.appendChild(document.createElement("br"));
-        out.appendChild(dear);
+      var counted = forms[rules.select(body.length)] || forms.many || forms.other;
+      line(out, fill(counted, { count: body.length, segments: info.segments, encoding: info.encoding }));
+      var cap = parseInt(script ? text.dataset.scriptCap : text.dataset.cap, 10);
+      if (info.segments > cap) { line(out, script ? text.dataset.scriptCut : text.dataset.counterCut, "warn"); }
+      if (script) {
+        line(out, text.dataset.counterScript, "hint");
+      } else if (info.encoding === "UCS-2") {
+        line(out, form.dataset.counterUcs2, "warn");
       }
     }
-    [title, text, keep, exercise].forEach(function (el) {
+    [titlePl, title, text, keep, exercise].forEach(function (el) {
       if (el) { el.addEventListener(el.type === "checkbox" ? "change" : "input", update); }
     });
     update();
@@ -138,7 +152,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("compose-form");
     if (form) {
-      setupCounter(form);
+      ["pl", "en", "uk"].forEach(function (code) { setupCounter(form, code); });
       setupLevel(form);
       var picker = document.querySelector("form.template-picker");
       if (picker) { setupTemplatePicker(picker, form); }

@@ -150,3 +150,13 @@ def test_flask_babel_reads_the_same_catalogs_in_the_page_language(app):
         flask_babel.refresh()  # the fixture's app context (and its g, Flask-Babel's cache) spans both
         app.preprocess_request()
         assert flask_babel.gettext("admin.title") == "Syrena – office admin"
+
+
+def test_a_page_script_gets_a_counted_texts_forms_by_cldr_category(app):
+    from i18n import plural_forms
+
+    polish = plural_forms("admin.msg.preview.segments", "pl")
+    assert polish == {"many": "{count} części SMS", "one": "{count} część SMS", "few": "{count} części SMS"}
+    assert plural_forms("admin.msg.preview.segments", "en") == {"other": "{count} SMS parts", "one": "{count} SMS part"}
+    with pytest.raises(KeyError):
+        plural_forms("admin.msg.no_such_text", "pl")
