@@ -71,3 +71,28 @@ def test_a_polish_only_message_warns_in_the_preview_and_reaches_ukrainians_uncut
     second_page.reload()
     expect(second_page.locator('[data-sent-variant="pl"]')).to_contain_text("Ukraiński")
     second_page.screenshot(path="/tmp/admin-sent-fallback-uk.png", full_page=True)
+
+
+def test_a_ukrainian_resident_reads_a_polish_only_message_in_a_ukrainian_page(live_server: str, page: Any) -> None:
+    # The page around it is Ukrainian (labels, dates in Ukrainian), the message itself marked Polish.
+    from babel.dates import format_date
+    from zoneinfo import ZoneInfo
+
+    from alerts import publish as lifecycle
+    from db import db, utcnow
+
+    editor = _staff("approver")
+    alert = lifecycle.create_alert(lifecycle.Draft(
+        category="weather", level=2, areas=None, titles={"pl": STORM["title_pl"]}, texts={"pl": STORM["text_pl"]},
+        channels=["sms"], starts_at=utcnow()), created_by=editor.id)
+    db.session.commit()
+    lifecycle.publish(alert)
+    page.goto(f"{live_server}/alerts/{alert.id}?lang=uk")
+    expect = _expect()
+    expect(page.locator("html")).to_have_attribute("lang", "uk")
+    expect(page.locator("#alert-title span[lang=pl]")).to_have_text(STORM["title_pl"])
+    expect(page.locator(".alert-text")).to_have_attribute("lang", "pl")
+    expect(page.locator(".alert-facts")).to_contain_text("Діє")
+    starts = alert.starts_at.astimezone(ZoneInfo("Europe/Warsaw"))
+    expect(page.locator(".alert-facts")).to_contain_text(f"{format_date(starts, 'medium', locale='uk')}, {starts:%H:%M}")
+    page.screenshot(path="/tmp/syrena-uk-alert-polish-only.png", full_page=True)
