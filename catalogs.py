@@ -36,7 +36,10 @@ from municipality import LANGUAGES
 
 ROOT = Path(__file__).resolve().parent
 # The functions whose first argument is a key (i18n.py); `_` is `t` in templates.
-KEYWORDS = {name: None for name in ("_", "t", "translate", "lookup", "t_marked", "translate_marked")}
+KEYWORDS: dict[str, tuple[int, ...] | None] = {
+    **{name: None for name in ("_", "t", "translate", "lookup", "t_marked", "translate_marked")},
+    "_saved": (2,),  # admin/messages.py: flash(t(key)) after a save
+}
 METHODS = [("tests/**", "ignore"), ("bench/**", "ignore"), (".venv/**", "ignore"),
            ("migrations/**", "ignore"), ("**.py", "python"), ("templates/**.html", "jinja2")]
 POLISH_PREFIX = "pl: "
@@ -60,20 +63,34 @@ def read(root: Path, lang: str, domain: str) -> Catalog | None:
         return read_po(fh, locale=lang, domain=domain)
 
 
-def write(catalog: Catalog, path: Path) -> None:
+def _save(path: Path, data: bytes) -> bool:
+    """Write `data` unless the file already holds it (no churn for translators' diffs)."""
+    if path.exists() and path.read_bytes() == data:
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        # No wrapping and no obsolete (#~) entries: a removed key's text is in git's history.
-        write_po(fh, catalog, width=0, ignore_obsolete=True, include_previous=False, include_lineno=False)
+    path.write_bytes(data)
+    return True
+
+
+def write(catalog: Catalog, path: Path) -> bool:
+    """The catalog as a .po at `path`; False when the file already said exactly this."""
+    out = io.BytesIO()
+    # No wrapping and no obsolete (#~) entries: a removed key's text is in git's history.
+    write_po(out, catalog, width=0, ignore_obsolete=True, include_previous=False, include_lineno=False)
+    return _save(path, out.getvalue())
 
 
 def texts(message: Message) -> tuple[str, ...]:
     return tuple(message.string) if isinstance(message.string, (list, tuple)) else (message.string,)
 
 
-def placeholders(message: Message) -> set[str]:
-    return {name for text in texts(message) for _, name, _, _ in string.Formatter().parse(text or "")
-            if name is not None}
+def placeholders(message: Message) -> set[str] | None:
+    """The {names} in every form of the message; None when one is malformed (a stray brace)."""
+    try:
+        return {name for text in texts(message) for _, name, _, _ in string.Formatter().parse(text or "")
+                if name is not None}
+    except ValueError:
+        return None
 
 
 def code_keys(source: Path = ROOT) -> dict[str, list[str]]:
@@ -93,7 +110,7 @@ def code_keys(source: Path = ROOT) -> dict[str, list[str]]:
 def _joined(key: str, known: set[str]) -> bool:
     """`t("a.on" if x else "a.off")` reaches Babel as one literal "a.ona.off" (every string
     in the call, joined): it starts with a known key and ends with another."""
-    return any(key[:i] in known and any(key.endswith(k) for k in known if len(k) <= len(key) - i)
+    return any(key[:i] in known and any(k and key.endswith(k) for k in known if len(k) <= len(key) - i)
                for i in range(1, len(key)))
 
 
@@ -119,7 +136,7 @@ def extract(root: Path = CATALOG_DIR, source: Path = ROOT) -> tuple[dict[str, Ca
     used = code_keys(source)
     known: set[str] = set()
     for domain in DOMAINS:
-        known |= {m.id if isinstance(m.id, str) else m.id[0] for m in read(root, "pl", domain) or []}
+        known |= {m.id if isinstance(m.id, str) else m.id[0] for m in read(root, "pl", domain) or [] if m.id}
     missing = [f"{key} ({', '.join(where)})" for key, where in sorted(used.items())
                if key not in known and not _joined(key, known)]
     return {domain: template(root, domain, used) for domain in DOMAINS}, missing
@@ -132,7 +149,7 @@ def _polish(message: Message) -> str:
 
 
 def update(root: Path, templates: dict[str, Catalog]) -> list[Path]:
-    """Every non-Polish catalog brought in line with its template; the files written."""
+    """Every non-Polish catalog brought in line with its template; the files that changed."""
     written = []
     for domain, pot in templates.items():
         for lang in languages_of(domain):
@@ -141,27 +158,32 @@ def update(root: Path, templates: dict[str, Catalog]) -> list[Path]:
             catalog = read(root, lang, domain) or Catalog(locale=lang, domain=domain, project="Syrena",
                                                           version="1", fuzzy=False)
             before = {m.id: _polish(m) for m in catalog if m.id}
-            catalog.update(pot, no_fuzzy_matching=True, update_header_comment=False)
+            catalog.update(pot, no_fuzzy_matching=True, update_header_comment=False, update_creation_date=False)
             for message in catalog:
                 # The Polish text changed since this was translated: a translator looks again.
                 # (No comment before: written by hand alongside the Polish, nothing to compare.)
                 if message.id and any(texts(message)) and before.get(message.id) not in (None, "", _polish(message)):
                     message.flags.add("fuzzy")
             path = po_path(root, lang, domain)
-            write(catalog, path)
-            written.append(path)
+            if write(catalog, path):
+                written.append(path)
     return written
 
 
 def compile_all(root: Path = CATALOG_DIR) -> list[Path]:
-    """Every .po compiled to its .mo (untranslated and fuzzy entries left out)."""
+    """Every .po compiled to its .mo (untranslated, partly translated and fuzzy entries left
+    out, so those keys show Polish); the .mo files that changed."""
     written = []
     for path in sorted(root.glob("*/LC_MESSAGES/*.po")):
         lang, domain = path.parts[-3], path.stem
         catalog = read(root, lang, domain)
-        with path.with_suffix(".mo").open("wb") as fh:
-            write_mo(fh, catalog, use_fuzzy=False)
-        written.append(path.with_suffix(".mo"))
+        for message in list(catalog):
+            if message.id and not all(texts(message)):
+                catalog.delete(message.id)
+        out = io.BytesIO()
+        write_mo(out, catalog, use_fuzzy=False)
+        if _save(path.with_suffix(".mo"), out.getvalue()):
+            written.append(path.with_suffix(".mo"))
     return written
 
 
@@ -177,8 +199,11 @@ def problems(root: Path = CATALOG_DIR) -> list[str]:
                 found.append(f"pl/{domain}: {key} is also in pl/{owner[key]}")
             owner[key] = domain
         for message_id, message in polish.items():
+            key = message_id if isinstance(message_id, str) else message_id[0]
             if not all(texts(message)):
-                found.append(f"pl/{domain}: {message_id} has no Polish text")
+                found.append(f"pl/{domain}: {key} has no Polish text")
+            elif placeholders(message) is None:
+                found.append(f"pl/{domain}: {key} has a malformed placeholder (a lone brace)")
         for lang in LANGUAGES:
             if lang == "pl":
                 continue
@@ -192,11 +217,15 @@ def problems(root: Path = CATALOG_DIR) -> list[str]:
                     if required:
                         found.append(f"{lang}/{domain}: {name[message_id]} missing")
                     continue
+                if any(text == name[message_id] for text in texts(theirs)):
+                    found.append(f"{lang}/{domain}: {name[message_id]} is untranslated (its text is its key)")
                 if "fuzzy" in theirs.flags and required:
                     found.append(f"{lang}/{domain}: {name[message_id]} is fuzzy (its Polish text changed)")
-                if placeholders(theirs) != placeholders(message):
+                if placeholders(theirs) is None:
+                    found.append(f"{lang}/{domain}: {name[message_id]} has a malformed placeholder (a lone brace)")
+                elif placeholders(theirs) != placeholders(message):
                     found.append(f"{lang}/{domain}: {name[message_id]} has placeholders "
-                                 f"{sorted(placeholders(theirs))}, Polish {sorted(placeholders(message))}")
+                                 f"{sorted(placeholders(theirs))}, Polish {sorted(placeholders(message) or ())}")
             for message_id in other.keys() - polish.keys():
                 found.append(f"{lang}/{domain}: {name[message_id]} is not in pl/{domain}.po")
     for path in sorted(root.glob("*/LC_MESSAGES/*.po")):
@@ -211,13 +240,15 @@ def _entries(messages: Iterable[Message]) -> dict:
 
 
 def _compiled(path: Path) -> dict:
+    """What the .po's .mo must hold: its complete, reviewed entries and its plural rule."""
     catalog = read(path.parents[2], path.parts[-3], path.stem)
-    return _entries(m for m in catalog if any(texts(m)) and not m.fuzzy)
+    return {**_entries(m for m in catalog if all(texts(m)) and not m.fuzzy), "": catalog.plural_forms}
 
 
 def _read_mo(path: Path) -> dict:
     with path.open("rb") as fh:
-        return _entries(read_mo(fh))
+        catalog = read_mo(fh)
+    return {**_entries(catalog), "": catalog.plural_forms}
 
 
 # A plain click group: `flask translate ...` in the app's CLI, and `python -m catalogs ...`

@@ -44,8 +44,10 @@ def catalog(lang: str) -> NullTranslations:
     for domain in DOMAINS:
         loaded = Translations.load(str(CATALOG_DIR), [lang], domain)
         merged.merge(loaded)
-        # Translations.merge copies the texts only; the plural rule is the language's own.
-        if hasattr(loaded, "plural"):
+        # Translations.merge copies the texts only; the plural rule is the language's own. A
+        # missing domain (Ukrainian has no admin catalog) loads as NullTranslations, whose
+        # `plural` is English's: it must not replace the real one.
+        if isinstance(loaded, Translations):
             merged.plural = loaded.plural
     return merged
 
@@ -76,8 +78,17 @@ def _text(key: str, lang: str, params: dict[str, Any]) -> str | None:
 def lookup(key: str, lang: str, **params: Any) -> str | None:
     """The text for `key` in `lang` (falling back to Polish), or None when no catalog has
     it: for labels that may well be missing (an audit detail, a feed not named yet), where
-    the caller shows the raw value instead. A counted text takes the form for `count`."""
-    text = _text(key, lang, params) or (None if lang == "pl" else _text(key, "pl", params))
+    the caller shows the raw value instead. A counted text takes the form for `count`. A
+    translation whose placeholders are broken (a stray brace) shows the Polish text rather
+    than failing the page; `make translations` reports it."""
+    text = _text(key, lang, params)
+    if text is not None and params:
+        try:
+            return text.format(**params)
+        except (KeyError, IndexError, ValueError):
+            text = None
+    if text is None and lang != "pl":
+        text = _text(key, "pl", params)
     if text is None:
         return None
     return text.format(**params) if params else text
@@ -246,7 +257,9 @@ def init_babel(app) -> None:  # noqa: ANN001
     from flask_babel import Babel
 
     directories = ";".join([str(CATALOG_DIR)] * len(DOMAINS))
-    Babel(app, configure_jinja=False, default_domain=";".join(DOMAINS),
+    # Staff texts first: Flask-Babel takes the plural rule of each domain it loads in turn,
+    # and a missing one (Ukrainian admin) would leave English's if it came last.
+    Babel(app, configure_jinja=False, default_domain=";".join(reversed(DOMAINS)),
           default_translation_directories=directories,
           default_locale=app.extensions["municipality"].default_language,
           default_timezone=app.extensions["municipality"].timezone,

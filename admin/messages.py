@@ -51,7 +51,7 @@ from alerts.match import GOT_IT
 from alerts.preview import preview as build_preview
 from alerts.preview import sent_variants
 from alerts.publish import TEXT_MAX_CHARS, AlertError, fingerprint
-from alerts.sms_text import count_segments
+from alerts.sms_text import browser_rules, count_segments
 from db import db, utcnow
 from i18n import clock, current_language, local_time, money, number, plural_forms, t, translate
 from municipality import CATEGORIES, LANGUAGES
@@ -323,6 +323,7 @@ def _compose_page(mode: str, form: MultiDict, errors: Errors, *, alert: Alert | 
         templates=_templates() if mode == "new" else [], offered=_municipality().offered_categories(),
         levels=LEVELS, languages=LANGUAGES, text_max=TEXT_MAX_CHARS,
         counters={code: _counter(code, parent, kind) for code in LANGUAGES},
+        gsm_rules=json.dumps(browser_rules(), ensure_ascii=False),
         max_segments=current_app.config.get("SMS_MAX_SEGMENTS", 2),
         push_on=current_app.extensions.get("webpush") is not None)
     return page, status

@@ -23,6 +23,7 @@ __all__ = [
     "fit_sms",
     "is_gsm7",
     "transliterate",
+    "browser_rules",
 ]
 
 # Basic table 0x00-0x7F in code order; 0x1B (ESC) is an escape, not a character. 127 chars.
@@ -129,6 +130,13 @@ def _fallback(ch: str) -> str:
     """Base letter via NFKD with combining marks dropped (á->a, š->s, ř->r); else "?"."""
     base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
     return base if base and is_gsm7(base) else "?"
+
+
+def browser_rules() -> dict[str, object]:
+    """The tables above for the compose page's live counter (static/admin-messages.js), so the
+    estimate the editor sees while typing transliterates and counts with these very rules."""
+    return {"basic": "".join(sorted(GSM7_BASIC)), "extension": "".join(sorted(GSM7_EXTENSION)),
+            "table": {chr(code): (to or "") for code, to in _TABLE.items()}}
 
 
 def transliterate(text: str) -> str:

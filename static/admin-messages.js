@@ -4,45 +4,49 @@
 (function () {
   "use strict";
 
-  // GSM 03.38 basic and extension tables (alerts/sms_text.py).
-  var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNO" +
-    "PQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-  var EXTENSION = "\f^{}\\[~]|€";
-  var TABLE = {
-    "ą": "a", "ć": "c", "ę": "e", "ł": "l", "ń": "n", "ó": "o", "ś": "s", "ź": "z", "ż": "z",
-    "Ą": "A", "Ć": "C", "Ę": "E", "Ł": "L", "Ń": "N", "Ó": "O", "Ś": "S", "Ź": "Z", "Ż": "Z",
-    "„": "\"", "”": "\"", "“": "\"", "«": "\"", "»": "\"", "‘": "'", "’": "'", "‚": "'", "`": "'",
-    "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-", "…": "...",
-    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\t": " ", "\u200b": "", "\u00ad": "", "\ufeff": ""
-  };
+  // GSM 03.38 and the transliteration table come from alerts/sms_text.py (browser_rules, the
+  // form's data-gsm), so this estimate transliterates and counts by the server's own rules.
+  var BASIC = "", EXTENSION = "", TABLE = {};
+  var DEGREE = /[ \t\u00a0\u202f\u2009]*(?:°|º(?=\s*[CF]\b))/g;
 
   function isGsm(ch) { return BASIC.indexOf(ch) >= 0 || EXTENSION.indexOf(ch) >= 0; }
 
+  // alerts/sms_text.py transliterate: line ends, degrees, the table, then NFKD base letters.
   function transliterate(text) {
-    text = text.replace(/\r\n?/g, "\n").replace(/[ \t\u00a0]*°/g, " st.");
+    text = text.replace(/\r\n?/g, "\n").replace(/℃/g, "°C").replace(/℉/g, "°F").replace(DEGREE, " st.");
     var out = "";
-    for (var i = 0; i < text.length; i++) {
-      var ch = text[i];
-      if (Object.prototype.hasOwnProperty.call(TABLE, ch)) { out += TABLE[ch]; continue; }
-      if (isGsm(ch)) { out += ch; continue; }
+    Array.from(text).forEach(function (ch) {
+      if (Object.prototype.hasOwnProperty.call(TABLE, ch)) { ch = TABLE[ch]; }
+      if (ch === "" || isGsm(ch)) { out += ch; return; }
       var base = ch.normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
       out += base && Array.prototype.every.call(base, isGsm) ? base : "?";
-    }
+    });
     return out;
   }
 
+  // alerts/sms_text.py count_segments: an ESC pair or a surrogate pair is never split.
   function segments(text) {
-    var gsm = Array.prototype.every.call(text, isGsm);
-    var units = 0;
-    if (gsm) {
-      for (var i = 0; i < text.length; i++) { units += EXTENSION.indexOf(text[i]) >= 0 ? 2 : 1; }
-    } else {
-      units = text.length; // UTF-16 code units, as operators count UCS-2
+    var chars = Array.from(text);
+    var gsm = chars.every(isGsm);
+    var costs = chars.map(function (ch) {
+      return gsm ? (EXTENSION.indexOf(ch) >= 0 ? 2 : 1) : ch.length; // UTF-16 units outside GSM-7
+    });
+    var units = costs.reduce(function (a, b) { return a + b; }, 0);
+    var single = gsm ? 160 : 70, multi = gsm ? 153 : 67, parts = 0;
+    if (units > 0 && units <= single) { parts = 1; }
+    if (units > single) {
+      var used = 0;
+      parts = 1;
+      costs.forEach(function (cost) {
+        if (used + cost > multi) { parts += 1; used = 0; }
+        used += cost;
+      });
     }
-    var single = gsm ? 160 : 70, multi = gsm ? 153 : 67;
-    var parts = units === 0 ? 0 : (units <= single ? 1 : Math.ceil(units / multi));
     return { encoding: gsm ? "GSM-7" : "UCS-2", segments: parts, units: units };
   }
+
+  // Python's str.split() whitespace (JS \\s also takes U+FEFF, which Python keeps in a word).
+  var PY_WHITESPACE = /[\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
 
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, function (m, key) { return key in values ? values[key] : m; });
@@ -51,7 +55,7 @@
   // A letter transliteration cannot map onto GSM-7 (Cyrillic): the SMS goes as UCS-2 with the
   // larger cap (alerts/render.py needs_unicode, segment_cap).
   function needsUnicode(text) {
-    return Array.prototype.some.call(text, function (ch) {
+    return Array.from(text).some(function (ch) {
       return /\p{L}/u.test(ch) && !isGsm(ch) && transliterate(ch).indexOf("?") >= 0;
     });
   }
@@ -78,7 +82,7 @@
 
     function update() {
       out.textContent = "";
-      var words = text.value.split(/\s+/).filter(Boolean).join(" ");
+      var words = text.value.split(PY_WHITESPACE).filter(Boolean).join(" ");
       if (code !== "pl" && !words) { line(out, text.dataset.counterFallback); return; }
       var prefix = text.dataset.prefix || "";
       if (exercise && exercise.checked) { prefix = text.dataset.exercisePrefix + prefix; }
@@ -152,6 +156,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("compose-form");
     if (form) {
+      var rules = JSON.parse(form.dataset.gsm);
+      BASIC = rules.basic;
+      EXTENSION = rules.extension;
+      TABLE = rules.table;
       ["pl", "en", "uk"].forEach(function (code) { setupCounter(form, code); });
       setupLevel(form);
       var picker = document.querySelector("form.template-picker");

@@ -70,3 +70,26 @@ def test_each_language_has_its_own_counter_and_the_preview_agrees(live_server: s
     expect(page.locator('[data-sms-lang="uk"]')).to_have_text(ukrainian_sms)
     facts = page.locator(".sms-block", has=page.locator('[data-sms-lang="uk"]')).locator(".sms-facts").inner_text()
     assert f"{len(ukrainian_sms)} znak" in facts and f"· {parts} SMS · kodowanie UCS-2" in facts
+
+
+def test_the_counter_transliterates_and_counts_by_the_servers_rules(live_server: str, page: Any) -> None:
+    # Letters outside the Polish alphabet, degrees, invisible characters, an extension
+    # character: the estimate must match alerts/sms_text.py, or an editor sees "fits" for an
+    # SMS the server cuts.
+    _sign_in(page, live_server, _staff("editor"))
+    page.goto(f"{live_server}/admin/messages/new")
+    page.get_by_label("Tytuł po polsku").fill("Upał")
+    page.get_by_label("Treść po polsku").fill("Upał.")
+    page.locator("details.other-languages summary").click()
+    text = ("Heat in Kadıköy and Œuvre street: 30℃ today, 5ºC at night, “take care” – call 112 "
+            "or write to pomoc@kozy.pl {€ 5}. zero\u200cwidth\u200d\u2060 " * 3).strip()
+    page.locator("#title_en").fill("Heat")
+    page.locator("#text_en").fill(text)
+    sms = transliterate(f"Gmina Kozy: Heat. {' '.join(text.split())}")
+    info = count_segments(sms)
+    assert info.encoding == "GSM-7" and info.segments > 2
+    counter = page.locator("#text_en-counter")
+    _expect()(counter).to_contain_text("GSM-7")
+    chars, _word, parts, _encoding = _counted(counter.inner_text(), "Angielski")
+    assert (chars, parts) == (len(sms), info.segments)
+    _expect()(counter).to_contain_text("Dłuższy niż 2 SMS")

@@ -60,6 +60,10 @@ def _set(key: str, text: str):  # noqa: ANN202
     ("uk", "messages", lambda c: c.add("nowhere.x", "y"), "uk/messages: nowhere.x is not in pl/messages.po"),
     # A translation made from an older Polish text, marked for review by `update`.
     ("en", "messages", lambda c: c["alert.valid"].flags.add("fuzzy"), "en/messages: alert.valid is fuzzy"),
+    # A stray brace: reported, not a traceback (the page shows Polish, i18n.lookup).
+    ("uk", "messages", _set("error.title_too_long", "{limit знаків"), "uk/messages: error.title_too_long has a malformed"),
+    # "Copy source" in a translator's tool: the key itself as the text.
+    ("en", "messages", _set("alert.valid", "alert.valid"), "en/messages: alert.valid is untranslated"),
     # One key in both domains.
     ("pl", "admin", lambda c: c.add("alert.valid", "Obowiązuje"), "pl/admin: alert.valid is also in pl/messages"),
 ])
@@ -160,3 +164,57 @@ def test_a_page_script_gets_a_counted_texts_forms_by_cldr_category(app):
     assert plural_forms("admin.msg.preview.segments", "en") == {"other": "{count} SMS parts", "one": "{count} SMS part"}
     with pytest.raises(KeyError):
         plural_forms("admin.msg.no_such_text", "pl")
+
+
+def test_ukrainian_counts_by_the_ukrainian_plural_rule_though_it_has_no_staff_catalog(app):
+    import flask_babel
+
+    from i18n import catalog
+
+    # uk: 1, 21 -> "one" (0); 2-4, 22 -> "few" (1); 5-20, 25 -> "many" (2). English would say 1, 1, 1.
+    assert [catalog("uk").plural(n) for n in (1, 21, 2, 22, 5, 11, 25)] == [0, 0, 1, 1, 2, 2, 2]
+    assert [catalog("pl").plural(n) for n in (1, 2, 5, 22, 25)] == [0, 1, 2, 1, 2]
+    with app.test_request_context("/?lang=uk"):
+        flask_babel.refresh()
+        app.preprocess_request()
+        assert [flask_babel.get_translations().plural(n) for n in (1, 2, 5)] == [0, 1, 2]
+
+
+def test_extract_reports_a_key_that_only_begins_like_a_known_one(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "view.py").write_text('t("alert.valid_until")\nt("alert.valid" if x else "alert.vaild")\n'
+                                    't("page.verify.done_subscribe" if p == "subscribe" else "page.verify.done_manage")\n')
+    _, missing = catalogs.extract(CATALOG_DIR, source)
+    assert [line.split(" ")[0] for line in missing] == ["alert.valid_until", "alert.validalert.vaild"]
+
+
+def test_a_new_untranslated_counted_text_is_missing_but_its_mo_is_current(tmp_path):
+    root = tmp_path / "translations"
+    shutil.copytree(CATALOG_DIR, root)
+    _edit(root, "pl", "admin", lambda c: c.add(("admin.demo.parts", "admin.demo.parts"),
+                                               ("{count} część", "{count} części", "{count} części")))
+    templates, _ = catalogs.extract(root)
+    catalogs.update(root, templates)
+    catalogs.compile_all(root)
+    assert catalogs.problems(root) == ["en/admin: admin.demo.parts missing"]
+
+
+def test_a_changed_plural_rule_not_compiled_is_reported(tmp_path):
+    root = tmp_path / "translations"
+    shutil.copytree(CATALOG_DIR, root)
+    path = catalogs.po_path(root, "uk", "messages")
+    text = path.read_text("utf-8")
+    assert "nplurals=3" in text
+    path.write_text(text.replace("nplurals=3", "nplurals=2"), "utf-8")
+    assert "uk/LC_MESSAGES/messages.po: its .mo is missing or out of date (make translations)" in catalogs.problems(root)
+
+
+def test_make_translations_twice_changes_nothing(tmp_path):
+    root = tmp_path / "translations"
+    shutil.copytree(CATALOG_DIR, root)
+    before = {p: p.read_bytes() for p in root.rglob("*.*o")}
+    templates, missing = catalogs.extract(root)
+    assert not missing
+    assert catalogs.update(root, templates) == [] and catalogs.compile_all(root) == []
+    assert {p: p.read_bytes() for p in root.rglob("*.*o")} == before
