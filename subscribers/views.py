@@ -32,6 +32,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from alerts import in_force
 from i18n import LANGUAGE_NAMES, current_language, other_lang, shown_language, t, t_marked
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers import codes, erasure, service
@@ -251,7 +252,8 @@ def _render_subscribe(form: PrefsForm, phone: str, consent: bool, errors: Errors
                       ) -> Response | str:
     m = _municipality()
     return _render("public/index.html", errors, form=form, phone=phone, consent=consent,
-                   consent_text=consent_markup(current_language(), m))
+                   consent_text=consent_markup(current_language(), m), situation=in_force.current(),
+                   severity=in_force.severity, categories=CATEGORIES)
 
 
 @bp.get("/subscribe")
