@@ -64,6 +64,10 @@ CATEGORIES: dict[str, Category] = {
 class Area:
     code: str
     name: str
+    # Optional, for CAP (alerts/cap.py): the TERYT SIMC code of the village, and the area's
+    # outline as WGS-84 (lat, lon) points, closed (first = last), e.g. from PRG boundaries.
+    simc: str | None = None
+    polygon: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ _KEYS = {
     "": {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"},
     "municipality": {"name", "name_en", "name_genitive", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
                      "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone"},
-    "areas": {"code", "name"},
+    "areas": {"code", "name", "simc", "polygon"},
     "categories": {"offered", "default", "validity_hours"},
     "quiet_hours": {"start", "end"},
     "feeds": {"hydro", "air", "rso"},
@@ -263,6 +267,26 @@ def _parse_time(p: _Profile, table: dict[str, Any], key: str) -> time | None:
         return time.fromisoformat(raw)
     except ValueError:
         raise p.fail(f"quiet_hours.{key}", f"must look like 22:00, not {raw!r}") from None
+
+
+def _polygon(p: _Profile, value: Any, where: str) -> tuple[tuple[float, float], ...]:
+    """An area's outline: at least 4 [lat, lon] points in WGS-84, the last equal to the first
+    (what CAP 1.2 demands of a polygon)."""
+    if value is None:
+        return ()
+    points = []
+    if isinstance(value, list):
+        for point in value:
+            if not (isinstance(point, list) and len(point) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in point)):
+                raise p.fail(where, f"every point must be [lat, lon] in degrees, not {point!r}")
+            lat, lon = float(point[0]), float(point[1])
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise p.fail(where, f"[{lat}, {lon}] is not a WGS-84 point (lat -90..90, lon -180..180)")
+            points.append((lat, lon))
+    if len(points) < 4 or points[0] != points[-1]:
+        raise p.fail(where, "must be a list of at least 4 [lat, lon] points whose last equals the first")
+    return tuple(points)
 
 
 def _level(p: _Profile, value: Any, where: str) -> int:
@@ -362,7 +386,11 @@ def load_municipality(name_or_path: str) -> Municipality:
             raise p.fail(f"{where}.code", f"{code!r} must be 2-16 capital letters, digits or _")
         if any(x.code == code for x in areas):
             raise p.fail(f"{where}.code", f"{code!r} appears twice")
-        areas.append(Area(code=code, name=p.text(a, "name", where)))
+        simc = a.get("simc")
+        if simc is not None and not (isinstance(simc, str) and re.fullmatch(r"\d{7}", simc)):
+            raise p.fail(f"{where}.simc", f"must be the village's 7-digit TERYT SIMC code as a string, not {simc!r}")
+        areas.append(Area(code=code, name=p.text(a, "name", where), simc=simc,
+                          polygon=_polygon(p, a.get("polygon"), f"{where}.polygon")))
     if not areas:
         raise ProfileError(f"{path}: areas: at least one [[areas]] entry is needed")
 

@@ -22,3 +22,20 @@ def show(alert_id: int):  # noqa: ANN201
         abort(404)
     newer = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status.not_in(NOT_PUBLIC), Alert.published_at.is_not(None)).order_by(Alert.id.desc()).limit(1))
     return render_template("alerts/alert.html", alert=alert, newer=newer, category=CATEGORIES[alert.category])
+
+
+@bp.get("/cap/<int:alert_id>.xml")
+def cap_document(alert_id: int):  # noqa: ANN201
+    """The CAP 1.2 document of one published message version (alerts/cap.py)."""
+    from flask import Response
+
+    from alerts import cap
+
+    alert = db.session.get(Alert, alert_id)
+    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
+        abort(404)
+    response = Response(cap.document(alert), content_type=cap.CONTENT_TYPE)
+    # A version never changes once published (its updates are new documents): cacheable.
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    return response
