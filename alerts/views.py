@@ -1,15 +1,19 @@
-"""The public page of every published alert: the full text a shortened SMS links to."""
+"""The public face of published alerts: the page a shortened SMS links to, the CAP 1.2
+document of each version, the Atom feed and the JSON list of what is in force."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+import json
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from sqlalchemy import select
 
+from alerts import atom, cap, public
 from alerts.models import AWAITING, DRAFT, REJECTED, SCHEDULED, Alert
+from db import db
+from municipality import CATEGORIES, LANGUAGES
 
 NOT_PUBLIC = (DRAFT, AWAITING, SCHEDULED, REJECTED)
-from db import db
-from municipality import CATEGORIES
 
 bp = Blueprint("alerts", __name__)
 
@@ -27,10 +31,6 @@ def show(alert_id: int):  # noqa: ANN201
 @bp.get("/cap/<int:alert_id>.xml")
 def cap_document(alert_id: int):  # noqa: ANN201
     """The CAP 1.2 document of one published message version (alerts/cap.py)."""
-    from flask import Response
-
-    from alerts import cap
-
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
         abort(404)
@@ -39,3 +39,47 @@ def cap_document(alert_id: int):  # noqa: ANN201
     response.cache_control.public = True
     response.cache_control.max_age = 300
     return response
+
+
+def _asked_language() -> str:
+    """A feed's language is in its URL (?lang=uk) only, never the reader's cookie: the answer
+    is cached publicly, so one URL must always say the same."""
+    asked = request.args.get("lang")
+    return asked if asked in LANGUAGES else current_app.extensions["municipality"].default_language
+
+
+def _conditional(body: bytes | str, content_type: str, max_age: int = 60):  # noqa: ANN202
+    """A public, briefly cacheable answer with an ETag, so that a website polling every
+    minute gets 304 Not Modified until something is published, updated, withdrawn or ends."""
+    response = Response(body, content_type=content_type)
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age
+    # Public data without cookies: the gmina's website may read it from its own origin.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+@bp.get("/feeds/alerts.atom")
+@bp.get("/feeds/<category>.atom")
+def atom_feed(category: str | None = None):  # noqa: ANN201
+    """The Atom feed of what is in force, all categories or one (alerts/atom.py)."""
+    if category is not None and category not in CATEGORIES:
+        abort(404)
+    lang = _asked_language()
+    self_url = request.base_url + ("" if lang == "pl" else f"?lang={lang}")
+    return _conditional(atom.feed(atom.entries(category), lang, self_url, category),
+                        atom.CONTENT_TYPE)
+
+
+@bp.get("/api/v1/alerts")
+def alerts_api():  # noqa: ANN201
+    """The messages for the gmina's website and apps: `active=1` for what is in force (most
+    severe first), else the latest published (newest first); `category` narrows; `lang`
+    picks the text. Exercises never appear."""
+    category = request.args.get("category") or None
+    if category is not None and category not in CATEGORIES:
+        return {"error": "unknown_category", "categories": sorted(CATEGORIES)}, 400
+    active = request.args.get("active") in ("1", "true", "yes")
+    body = public.as_json(public.alerts(active=active, category=category), _asked_language())
+    return _conditional(json.dumps(body, ensure_ascii=False), "application/json")
