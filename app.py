@@ -199,7 +199,9 @@ def _check_runtime_settings(app: Flask) -> None:
 
 def _security_headers(response):  # noqa: ANN001, ANN202
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    # A view that allows framing (the widget) says so in its own CSP frame-ancestors.
+    if "frame-ancestors 'none'" in response.headers.get("Content-Security-Policy", "frame-ancestors 'none'"):
+        response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     # Manage links carry a secret in the path; keep them out of shared caches.
     response.headers.setdefault("Cache-Control", "no-store")

@@ -281,6 +281,9 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "FEED_USER_AGENT": _str("FEED_USER_AGENT", DEFAULT_USER_AGENT),
         # A feed with no good answer for this long makes /healthz say "degraded".
         "FEED_STALE_SECONDS": _int("FEED_STALE_SECONDS", 1800),
+        # Which sites may show /widget in an iframe (CSP frame-ancestors): any by default, as
+        # it shows only public warnings and sets no cookie; a gmina may name its own site.
+        "WIDGET_FRAME_ANCESTORS": _str("WIDGET_FRAME_ANCESTORS", "*"),
         # How often a standby scheduler checks whether the leader is gone (and the leader
         # checks that it still holds the lock).
         "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),

@@ -104,6 +104,8 @@ class Municipality:
     controller: str
     contact: str
     timezone: str
+    # The gmina's own colour (its coat of arms, its website), for the widget on that website.
+    colour: str
     quiet_start: time | None
     quiet_end: time | None
     areas: tuple[Area, ...]
@@ -184,7 +186,7 @@ class ProfileError(ConfigError):
 _KEYS = {
     "": {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"},
     "municipality": {"name", "name_en", "name_genitive", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
-                     "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone"},
+                     "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone", "colour"},
     "areas": {"code", "name", "simc", "polygon"},
     "categories": {"offered", "default", "validity_hours"},
     "quiet_hours": {"start", "end"},
@@ -366,6 +368,9 @@ def load_municipality(name_or_path: str) -> Municipality:
     lang = p.text(m, "default_language", "municipality", default="pl")
     if lang not in LANGUAGES:
         raise p.fail("municipality.default_language", f"must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+    colour = p.text(m, "colour", "municipality", default="#0b3d61")
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+        raise p.fail("municipality.colour", f"{colour!r} must be a colour as #rrggbb, e.g. #0b3d61")
     sender = p.text(m, "sms_sender", "municipality", default="")
     if sender and not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}", sender):
         raise p.fail("municipality.sms_sender", "must be 1-11 ASCII letters, digits or spaces, with a letter")
@@ -435,6 +440,7 @@ def load_municipality(name_or_path: str) -> Municipality:
         controller=p.text(m, "controller", "municipality", default=""),
         contact=p.text(m, "contact", "municipality", default=""),
         timezone=zone,
+        colour=colour,
         quiet_start=quiet_start,
         quiet_end=quiet_end,
         areas=tuple(areas),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
 from sqlalchemy import select
 
-from alerts import atom, cap, public
+from alerts import atom, cap, in_force, public
 from alerts.models import AWAITING, DRAFT, REJECTED, SCHEDULED, Alert
 from db import db
 from municipality import CATEGORIES, LANGUAGES
@@ -43,7 +43,8 @@ def cap_document(alert_id: int):  # noqa: ANN201
 
 def _asked_language() -> str:
     """A feed's language is in its URL (?lang=uk) only, never the reader's cookie: the answer
-    is cached publicly, so one URL must always say the same."""
+    is cached publicly, so one URL must always say the same (and sets no cookie)."""
+    g.set_lang_cookie = False  # and a publicly cached answer must not set a cookie
     asked = request.args.get("lang")
     return asked if asked in LANGUAGES else current_app.extensions["municipality"].default_language
 
@@ -83,3 +84,29 @@ def alerts_api():  # noqa: ANN201
     active = request.args.get("active") in ("1", "true", "yes")
     body = public.as_json(public.alerts(active=active, category=category), _asked_language())
     return _conditional(json.dumps(body, ensure_ascii=False), "application/json")
+
+
+@bp.get("/widget")
+def widget():  # noqa: ANN201
+    """What is in force, for an iframe on the gmina's website: no cookie, no script, its own
+    small stylesheet, the links opening Syrena in the top window."""
+
+    lang = _asked_language()
+    g.lang = lang  # the URL's language, not a cookie's: the answer is cached publicly
+    html = render_template("alerts/widget.html", situation=in_force.current(), severity=in_force.severity,
+                           categories=CATEGORIES, lang=lang)
+    response = Response(html, content_type="text/html; charset=utf-8")
+    response.cache_control.public = True
+    response.cache_control.max_age = 60
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+        f"frame-ancestors {current_app.config['WIDGET_FRAME_ANCESTORS']}")
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+@bp.get("/widget/style.css")
+def widget_style():  # noqa: ANN201
+    """The gmina's colour as a CSS variable (a stylesheet, since the CSP forbids inline style)."""
+    colour = current_app.extensions["municipality"].colour  # validated as #rrggbb
+    return _conditional(f":root {{ --brand: {colour}; }}\n", "text/css; charset=utf-8", max_age=3600)

@@ -111,3 +111,43 @@ def test_the_json_list_for_the_gminas_website(app, client):
     assert bad.status_code == 400 and "weather" in bad.get_json()["categories"]
     uk = json.loads(client.get("/api/v1/alerts?active=1&lang=uk").data)
     assert uk["language"] == "uk" and uk["alerts"][0]["language"] == "pl"  # no Ukrainian text: Polish, said so
+
+
+def test_the_widget_may_be_framed_sets_no_cookie_and_runs_no_script(app, client):
+    _published("Burze z gradem")
+    response = client.get("/widget?lang=uk")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    csp = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors *" in csp and "script-src" not in csp and "default-src 'none'" in csp
+    assert "X-Frame-Options" not in response.headers
+    assert "<script" not in page and 'target="_top"' in page and "Burze z gradem" in page
+    assert "Чинні попередження" in page  # the URL's language
+    assert "X-Frame-Options" in client.get("/").headers  # every other page still refuses framing
+    assert "Set-Cookie" not in client.get("/feeds/alerts.atom?lang=uk").headers
+    style = client.get("/widget/style.css")
+    assert style.get_data(as_text=True).strip() == ":root { --brand: #0b3d61; }"
+
+
+def test_a_gmina_names_the_site_that_may_frame_its_widget_and_its_colour(make_app, tmp_path):
+    from pathlib import Path
+
+    profile = (Path(__file__).resolve().parents[1] / "municipalities" / "kozy.toml").read_text("utf-8")
+    (tmp_path / "kozy.toml").write_text(profile.replace("[municipality]\n", '[municipality]\ncolour = "#1a7f37"\n', 1), "utf-8")
+    app = make_app(SYRENA_MUNICIPALITY=str(tmp_path / "kozy.toml"), WIDGET_FRAME_ANCESTORS="https://www.gminakozy.pl")
+    client = app.test_client()
+    assert "frame-ancestors https://www.gminakozy.pl" in client.get("/widget").headers["Content-Security-Policy"]
+    assert "#1a7f37" in client.get("/widget/style.css").get_data(as_text=True)
+
+
+def test_a_colour_that_is_not_a_colour_stops_the_start(tmp_path):
+    from pathlib import Path
+
+    import pytest
+
+    from municipality import ProfileError, load_municipality
+
+    profile = (Path(__file__).resolve().parents[1] / "municipalities" / "kozy.toml").read_text("utf-8")
+    (tmp_path / "k.toml").write_text(profile.replace("[municipality]\n", '[municipality]\ncolour = "red; x: y"\n', 1), "utf-8")
+    with pytest.raises(ProfileError, match="municipality.colour"):
+        load_municipality(str(tmp_path / "k.toml"))
