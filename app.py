@@ -97,7 +97,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import subscribers.models  # noqa: F401
     import webhook_checks  # noqa: F401
 
-    from i18n import init_babel, local_time, remember_language, select_language, t
+    from i18n import init_babel, local_time, month_name, remember_language, select_language, t
 
     init_babel(app)
     app.before_request(select_language)
@@ -113,6 +113,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(_=t, municipality=app.extensions["municipality"],
                                  webhook_refusals=webhook_checks.refusal_summary)
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.globals["month_name"] = month_name
 
     from admin import auth_views as admin_auth
     from admin import messages as admin_messages

@@ -236,6 +236,14 @@ def day_month(value: date) -> str:
     return dates.format_skeleton("Md", value, locale=current_language())
 
 
+def month_name(month: str) -> str:
+    """ "2026-12" as the month in words ("grudzień 2026", "December 2026", "грудень 2026 р.")."""
+    from babel import dates
+
+    year, number_ = (int(x) for x in month.split("-"))
+    return dates.format_skeleton("yMMMM", date(year, number_, 1), locale=current_language())
+
+
 def number(value: int | float) -> str:
     """A count as the page's language writes it ("12 000"; "12,000" in English)."""
     from babel import numbers

@@ -110,3 +110,30 @@ def widget_style():  # noqa: ANN201
     """The gmina's colour as a CSS variable (a stylesheet, since the CSP forbids inline style)."""
     colour = current_app.extensions["municipality"].colour  # validated as #rrggbb
     return _conditional(f":root {{ --brand: {colour}; }}\n", "text/css; charset=utf-8", max_age=3600)
+
+
+@bp.get("/komunikaty")
+def archive():  # noqa: ANN201
+    """Every message that went out, newest first, each with its chain; filter by category and
+    month, 20 to a page (alerts/archive.py)."""
+    from alerts import archive as archived
+
+    category = request.args.get("category") or None
+    month_text = request.args.get("month") or None
+    problems = []
+    if category is not None and category not in CATEGORIES:
+        problems.append("category")
+        category = None
+    month = archived.parse_month(month_text)
+    if month_text and month is None:
+        problems.append("month")
+        month_text = None
+    try:
+        number = int(request.args.get("page", "1"))
+    except ValueError:
+        number = 1
+    found = archived.page(number, category, month)
+    return render_template("public/archive.html", found=found, category=category, month=month_text,
+                           months=archived.months(), categories=CATEGORIES, problems=problems,
+                           offered=current_app.extensions["municipality"].offered_categories()), \
+        (400 if problems else 200)

@@ -1,0 +1,84 @@
+"""The public archive (/komunikaty): every message that went out, newest first, each with its
+whole chain (the original, its updates, its withdrawal); never an exercise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from alerts.models import Alert
+from db import db
+
+PER_PAGE = 20
+_MONTH = re.compile(r"(20\d\d)-(0[1-9]|1[0-2])")
+
+
+@dataclass(frozen=True)
+class Chain:
+    first: Alert
+    versions: list[Alert]  # the first, then its updates and withdrawal, oldest first
+
+
+@dataclass(frozen=True)
+class Page:
+    chains: list[Chain]
+    page: int
+    pages: int
+    total: int
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.extensions["municipality"].timezone)
+
+
+def parse_month(value: str | None) -> tuple[datetime, datetime] | None:
+    """"2026-12" as the UTC span of that month on the gmina's clock; None when not a month."""
+    found = _MONTH.fullmatch(value or "")
+    if not found:
+        return None
+    year, month = int(found[1]), int(found[2])
+    start = datetime(year, month, 1, tzinfo=_zone())
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=_zone())
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def _public():  # noqa: ANN202
+    return (Alert.published_at.is_not(None), Alert.exercise.is_(False))
+
+
+def months() -> list[str]:
+    """The months ("2026-12") in which a chain began, newest first, for the filter."""
+    stamps = db.session.scalars(select(Alert.published_at).where(*_public(), Alert.parent_id.is_(None))).all()
+    zone = _zone()
+    return sorted({s.astimezone(zone).strftime("%Y-%m") for s in stamps}, reverse=True)
+
+
+def page(number: int, category: str | None, month: tuple[datetime, datetime] | None) -> Page:
+    where = [*_public(), Alert.parent_id.is_(None)]
+    if category is not None:
+        where.append(Alert.category == category)
+    if month is not None:
+        where += [Alert.published_at >= month[0], Alert.published_at < month[1]]
+    total = db.session.scalar(select(func.count()).select_from(Alert).where(*where)) or 0
+    pages = max(1, -(-total // PER_PAGE))
+    number = min(max(1, number), pages)
+    firsts = db.session.scalars(select(Alert).where(*where).order_by(Alert.published_at.desc(), Alert.id.desc())
+                                .offset((number - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    return Page([Chain(a, _versions(a)) for a in firsts], number, pages, total)
+
+
+def _versions(first: Alert) -> list[Alert]:
+    """The chain from its first message: each published follow-up, in order."""
+    chain, ids = [first], [first.id]
+    while ids:
+        following = db.session.scalars(select(Alert).where(Alert.parent_id.in_(ids), *_public())
+                                       .order_by(Alert.id)).all()
+        chain += following
+        ids = [a.id for a in following]
+    return chain
