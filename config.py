@@ -310,6 +310,9 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # from sign-in however busy (it is never renewed).
         "STAFF_SESSION_IDLE_MINUTES": _int("STAFF_SESSION_IDLE_MINUTES", 30),
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_HOURS", 12) * 3600,
+        # The cookie is sent again only when the session changes: a publicly cached answer
+        # (the feeds, the widget) must never carry a signed-in staff member's cookie.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # What one SMS segment costs, for the preview's estimate (Twilio's price for Poland
         # varies; put your contract's).
         "SMS_PRICE_PER_SEGMENT": _str("SMS_PRICE_PER_SEGMENT", "0.16"),

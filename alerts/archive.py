@@ -70,15 +70,20 @@ def page(number: int, category: str | None, month: tuple[datetime, datetime] | N
     number = min(max(1, number), pages)
     firsts = db.session.scalars(select(Alert).where(*where).order_by(Alert.published_at.desc(), Alert.id.desc())
                                 .offset((number - 1) * PER_PAGE).limit(PER_PAGE)).all()
-    return Page([Chain(a, _versions(a)) for a in firsts], number, pages, total)
+    return Page(_chains(list(firsts)), number, pages, total)
 
 
-def _versions(first: Alert) -> list[Alert]:
-    """The chain from its first message: each published follow-up, in order."""
-    chain, ids = [first], [first.id]
+def _chains(firsts: list[Alert]) -> list[Chain]:
+    """Each first message with its published follow-ups in order: one query per step of the
+    longest chain on the page, for all its chains at once (not one per chain)."""
+    root_of = {a.id: a.id for a in firsts}
+    versions: dict[int, list[Alert]] = {a.id: [a] for a in firsts}
+    ids = list(root_of)
     while ids:
         following = db.session.scalars(select(Alert).where(Alert.parent_id.in_(ids), *_public())
                                        .order_by(Alert.id)).all()
-        chain += following
+        for alert in following:
+            root_of[alert.id] = root_of[alert.parent_id]
+            versions[root_of[alert.id]].append(alert)
         ids = [a.id for a in following]
-    return chain
+    return [Chain(a, versions[a.id]) for a in firsts]

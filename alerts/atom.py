@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 
 from flask import current_app
 from lxml import etree
+from sqlalchemy import func, select
 
 from alerts import cap
 from alerts.in_force import current
 from alerts.models import Alert
+from db import db
 from i18n import translate
 from municipality import CATEGORIES, Municipality
 
@@ -26,9 +28,9 @@ MAX_ENTRIES = 100
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{ATOM}}}{name}", {k: v for k, v in attrs.items()})
+    element = etree.SubElement(parent, f"{{{ATOM}}}{name}", {k: cap.xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        element.text = text
+        element.text = cap.xml_text(text)
     return element
 
 
@@ -38,8 +40,11 @@ def _time(value: datetime) -> str:
 
 
 def entries(category: str | None = None) -> list[Alert]:
-    """What the feed lists: in force, most severe first, optionally one category."""
-    alerts = current().in_force
+    """What the feed lists: what is in force, most severe first, then the withdrawals of the
+    last 24 hours (their Cancel documents tell a reader that took the warning to drop it, as
+    Google Public Alerts asks); optionally one category."""
+    situation = current()
+    alerts = situation.in_force + situation.withdrawn
     if category is not None:
         alerts = [a for a in alerts if a.category == category]
     return alerts[:MAX_ENTRIES]
@@ -48,7 +53,7 @@ def entries(category: str | None = None) -> list[Alert]:
 def feed(alerts: list[Alert], lang: str, self_url: str, category: str | None = None) -> bytes:
     m: Municipality = current_app.extensions["municipality"]
     base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    suffix = "" if lang == "pl" else f"?lang={lang}"
+    suffix = cap.lang_suffix(lang)
     root = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
     root.set("{http://www.w3.org/XML/1998/namespace}lang", lang)
     _sub(root, "id", self_url)
@@ -56,7 +61,10 @@ def feed(alerts: list[Alert], lang: str, self_url: str, category: str | None = N
     if category is not None:
         title = f"{title}: {CATEGORIES[category].name(lang)}"
     _sub(root, "title", title, type="text")
-    newest = max((a.published_at for a in alerts if a.published_at), default=None)
+    # The newest change the feed reflects: what it lists, or (when a withdrawal has aged out
+    # and it is empty) the latest message that went out, so `updated` never goes backwards.
+    newest = max((a.published_at for a in alerts if a.published_at), default=None) or db.session.scalar(
+        select(func.max(Alert.published_at)).where(Alert.published_at.is_not(None), Alert.exercise.is_(False)))
     _sub(root, "updated", _time(newest or datetime(2000, 1, 1, tzinfo=timezone.utc)))
     author = _sub(root, "author")
     _sub(author, "name", translate("cap.sender_name", lang, gmina=m.name_from(lang)))

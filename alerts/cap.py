@@ -12,6 +12,7 @@ the OASIS CAP 1.2 schema (tests/fixtures/cap/).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -49,8 +50,22 @@ _SEVERITY = {1: "Moderate", 2: "Severe", 3: "Extreme"}
 _AWARENESS = {1: "2; yellow; Moderate", 2: "3; orange; Severe", 3: "4; red; Extreme"}
 
 
+# XML 1.0 cannot carry most C0 control characters: one pasted into a message (or sent by a
+# feed) would make lxml refuse the whole document, so each becomes a space.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return _NOT_XML.sub(" ", text)
+
+
 def cap_url(alert: Alert) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/cap/{alert.id}.xml"
+
+
+def lang_suffix(lang: str) -> str:
+    """`?lang=xx` for a link in `lang`, unless it is the gmina's default (what a bare URL gives)."""
+    return "" if lang == current_app.extensions["municipality"].default_language else f"?lang={lang}"
 
 
 def sender() -> str:
@@ -93,7 +108,7 @@ def _chain(alert: Alert) -> list[Alert]:
 def _sub(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
     element = etree.SubElement(parent, f"{{{NS}}}{name}")
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 
@@ -170,8 +185,7 @@ def document(alert: Alert) -> bytes:
         prefix = translate(f"alert.prefix_{alert.kind}", lang) + " " if alert.kind != "alert" else ""
         _sub(info, "headline", (prefix + alert.title(lang))[:160])
         _sub(info, "description", alert.text(lang))
-        _sub(info, "web", f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/alerts/{alert.id}"
-                          + ("" if lang == "pl" else f"?lang={lang}"))
+        _sub(info, "web", f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/alerts/{alert.id}{lang_suffix(lang)}")
         if alert.level and category is not None and category.hazard:
             # Meteoalarm's parameter, which its readers know: IMGW's level 1 is its yellow 2.
             parameter = _sub(info, "parameter")

@@ -38,7 +38,7 @@ def _time(value: datetime | None) -> str | None:
 
 def as_json(found: list[Alert], lang: str) -> dict[str, Any]:
     base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    suffix = "" if lang == "pl" else f"?lang={lang}"
+    suffix = cap.lang_suffix(lang)
     return {"language": lang, "alerts": [{
         "id": a.id, "kind": a.kind, "status": a.status, "category": a.category, "level": a.level,
         "severity": severity(a), "title": a.title(lang), "text": a.text(lang),

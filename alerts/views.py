@@ -34,6 +34,7 @@ def cap_document(alert_id: int):  # noqa: ANN201
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
         abort(404)
+    g.set_lang_cookie = False  # cached publicly: no cookie
     response = Response(cap.document(alert), content_type=cap.CONTENT_TYPE)
     # A version never changes once published (its updates are new documents): cacheable.
     response.cache_control.public = True
@@ -52,6 +53,7 @@ def _asked_language() -> str:
 def _conditional(body: bytes | str, content_type: str, max_age: int = 60):  # noqa: ANN202
     """A public, briefly cacheable answer with an ETag, so that a website polling every
     minute gets 304 Not Modified until something is published, updated, withdrawn or ends."""
+    g.set_lang_cookie = False  # a publicly cached answer sets no cookie
     response = Response(body, content_type=content_type)
     response.cache_control.public = True
     response.cache_control.max_age = max_age
@@ -68,7 +70,9 @@ def atom_feed(category: str | None = None):  # noqa: ANN201
     if category is not None and category not in CATEGORIES:
         abort(404)
     lang = _asked_language()
-    self_url = request.base_url + ("" if lang == "pl" else f"?lang={lang}")
+    # From the configured address, never the request's Host (a cached feed must not take a
+    # forged one).
+    self_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.path + cap.lang_suffix(lang)
     return _conditional(atom.feed(atom.entries(category), lang, self_url, category),
                         atom.CONTENT_TYPE)
 

@@ -55,7 +55,13 @@ def test_the_feed_lists_what_is_in_force_with_cap_links_and_drops_a_withdrawn_on
     cancel = lifecycle.follow_up(update, KIND_CANCEL, lifecycle.Draft(
         category="weather", titles={"pl": "Odwołanie"}, texts={"pl": "Odwołane."}))
     lifecycle.publish(cancel)
-    assert _atom(client).findall("a:entry", A) == []
+    # The warning is gone; its withdrawal is listed for a day, so a reader that took the
+    # warning gets the Cancel document.
+    listed = _atom(client).findall("a:entry", A)
+    assert [e.findtext("a:id", namespaces=A) for e in listed] == [cap_url.replace(f"/{warning.id}.xml", f"/{cancel.id}.xml")]
+    assert listed[0].findtext("a:title", namespaces=A).startswith("ODWOŁANE:")
+    response = client.get(f"/cap/{cancel.id}.xml")
+    assert b"<msgType>Cancel</msgType>" in response.data
 
 
 def test_a_feed_per_category_and_in_the_readers_language(app, client):
@@ -151,3 +157,31 @@ def test_a_colour_that_is_not_a_colour_stops_the_start(tmp_path):
     (tmp_path / "k.toml").write_text(profile.replace("[municipality]\n", '[municipality]\ncolour = "red; x: y"\n', 1), "utf-8")
     with pytest.raises(ProfileError, match="municipality.colour"):
         load_municipality(str(tmp_path / "k.toml"))
+
+
+def test_a_control_character_in_a_message_does_not_break_the_feed_or_its_cap(app, client):
+    # A pasted form feed or vertical tab is not XML: it must not take the feed down for everyone.
+    alert = _published("Burza\x0bz gradem")
+    feed = _atom(client)
+    assert feed.findtext("a:entry/a:title", namespaces=A) == "Burza z gradem"
+    assert client.get(f"/cap/{alert.id}.xml").status_code == 200
+
+
+def test_the_feed_names_itself_by_the_configured_address_not_the_requests_host(app, client):
+    _published("Silny wiatr")
+    feed = etree.fromstring(client.get("/feeds/alerts.atom", headers={"Host": "evil.example"}).data)
+    base = app.config["PUBLIC_BASE_URL"].rstrip("/")
+    assert feed.findtext("a:id", namespaces=A) == f"{base}/feeds/alerts.atom"
+    assert feed.find("a:link[@rel='self']", A).get("href") == f"{base}/feeds/alerts.atom"
+
+
+def test_a_signed_in_staff_member_gets_no_cookie_on_a_public_cached_answer(app, client):
+    from tests.test_admin_auth import make_staff, sign_in
+
+    _published("Silny wiatr")
+    sign_in(client, make_staff().email)
+    assert client.get("/admin/").status_code == 200  # really signed in
+    for url in ("/feeds/alerts.atom", "/api/v1/alerts?active=1", "/widget", "/widget/style.css", "/cap/1.xml?lang=en"):
+        response = client.get(url)
+        assert "public" in response.headers["Cache-Control"], url
+        assert "Set-Cookie" not in response.headers, (url, response.headers.get("Set-Cookie"))
