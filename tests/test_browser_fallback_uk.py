@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from flask import current_app
 
-from alerts.dispatcher import Dispatcher
 from alerts.sms_text import count_segments, transliterate
 from population import phone_for, seed
 from tests.fakes.twilio_api import FakeTwilio
+from tests.test_admin_messages import drain
 from tests.test_browser_admin_messages import _expect, _no_horizontal_scroll, _sign_in, _staff, second_page  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -55,12 +55,7 @@ def test_a_polish_only_message_warns_in_the_preview_and_reaches_ukrainians_uncut
     second_page.get_by_role("button", name="Zatwierdź i WYŚLIJ TERAZ").click()
     expect(second_page.get_by_role("status")).to_contain_text("Wysłano")
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    app.config["SMS_RATE_PER_SECOND"] = 0
-    dispatcher = Dispatcher(app)
-    while dispatcher.run_once():
-        pass
-    dispatcher.close()
+    drain(current_app._get_current_object())  # type: ignore[attr-defined]
     bodies = {m["To"]: m["Body"] for m in twilio.messages}
     ukrainians = [phone_for(n) for n in range(10, 13)]
     assert sorted(bodies) == sorted([phone_for(n) for n in range(4)] + ukrainians)
