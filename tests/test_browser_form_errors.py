@@ -15,7 +15,8 @@ def _summary_in_view_and_focused(page: Any) -> None:
     summary = page.locator(".error-summary").first
     _expect()(summary).to_be_focused()
     box = summary.bounding_box()
-    assert 0 <= box["y"] < page.viewport_size["height"] / 2, box
+    # Scrolled to by focus, its top may sit a fraction of a pixel above the edge (-0.09 px seen).
+    assert -1 <= box["y"] < page.viewport_size["height"] / 2, box
 
 
 def test_a_break_glass_send_without_a_reason_shows_its_error_in_view_on_a_phone(live_server: str,
