@@ -60,11 +60,6 @@ def _count(value: Any) -> int:
     return int(value)
 
 
-def plural_category(lang: str, count: Any) -> str:
-    """The CLDR plural category of `count` in `lang` ("1 200" as formatted counts too)."""
-    return Locale.parse(lang).plural_form(_count(count))
-
-
 def _text(key: str, lang: str, params: dict[str, Any]) -> str | None:
     texts = catalog(lang)
     if "count" in params:

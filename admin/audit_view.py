@@ -19,8 +19,7 @@ from typing import Any
 
 from flask import url_for
 
-from i18n import local_time
-from i18n import current_language, lookup
+from i18n import current_language, local_time, lookup
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?$")
 _ENDPOINTS = {

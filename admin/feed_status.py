@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from i18n import local_time
-from i18n import current_language, lookup, t
+from i18n import current_language, local_time, lookup, t
 
 _KINDS = ("timeout", "connection", "http", "malformed")
 _STATUS = re.compile(r"\bHTTP (\d{3})\b|\bstatus (\d{3})\b")

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from alerts.models import Alert
+from alerts.public import went_out
 from db import db
 
 PER_PAGE = 20
@@ -48,19 +49,15 @@ def parse_month(value: str | None) -> tuple[datetime, datetime] | None:
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
-def _public():  # noqa: ANN202
-    return (Alert.published_at.is_not(None), Alert.exercise.is_(False))
-
-
 def months() -> list[str]:
     """The months ("2026-12") in which a chain began, newest first, for the filter."""
-    stamps = db.session.scalars(select(Alert.published_at).where(*_public(), Alert.parent_id.is_(None))).all()
+    stamps = db.session.scalars(select(Alert.published_at).where(*went_out(), Alert.parent_id.is_(None))).all()
     zone = _zone()
     return sorted({s.astimezone(zone).strftime("%Y-%m") for s in stamps}, reverse=True)
 
 
 def page(number: int, category: str | None, month: tuple[datetime, datetime] | None) -> Page:
-    where = [*_public(), Alert.parent_id.is_(None)]
+    where = [*went_out(), Alert.parent_id.is_(None)]
     if category is not None:
         where.append(Alert.category == category)
     if month is not None:
@@ -80,7 +77,7 @@ def _chains(firsts: list[Alert]) -> list[Chain]:
     versions: dict[int, list[Alert]] = {a.id: [a] for a in firsts}
     ids = list(root_of)
     while ids:
-        following = db.session.scalars(select(Alert).where(Alert.parent_id.in_(ids), *_public())
+        following = db.session.scalars(select(Alert).where(Alert.parent_id.in_(ids), *went_out())
                                        .order_by(Alert.id)).all()
         for alert in following:
             root_of[alert.id] = root_of[alert.parent_id]

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from alerts import cap
 from alerts.in_force import current
 from alerts.models import Alert
+from alerts.public import went_out
 from db import db
 from i18n import translate
 from municipality import CATEGORIES, Municipality
@@ -64,7 +65,7 @@ def feed(alerts: list[Alert], lang: str, self_url: str, category: str | None = N
     # The newest change the feed reflects: what it lists, or (when a withdrawal has aged out
     # and it is empty) the latest message that went out, so `updated` never goes backwards.
     newest = max((a.published_at for a in alerts if a.published_at), default=None) or db.session.scalar(
-        select(func.max(Alert.published_at)).where(Alert.published_at.is_not(None), Alert.exercise.is_(False)))
+        select(func.max(Alert.published_at)).where(*went_out()))
     _sub(root, "updated", _time(newest or datetime(2000, 1, 1, tzinfo=timezone.utc)))
     author = _sub(root, "author")
     _sub(author, "name", translate("cap.sender_name", lang, gmina=m.name_from(lang)))

@@ -266,6 +266,3 @@ def _probe_while_down(app, stop: threading.Event, outage) -> None:
                 wait = outage.max_seconds
         else:
             outage.succeeded()
-
-
-

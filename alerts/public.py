@@ -20,11 +20,17 @@ from db import db
 LATEST = 50
 
 
+def went_out() -> tuple:
+    """The WHERE of every public list: published (never a draft or an unapproved feed alert)
+    and not an exercise."""
+    return (Alert.published_at.is_not(None), Alert.exercise.is_(False))
+
+
 def alerts(*, active: bool, category: str | None = None) -> list[Alert]:
     if active:
         found = current().in_force
         return [a for a in found if category is None or a.category == category]
-    query = select(Alert).where(Alert.published_at.is_not(None), Alert.exercise.is_(False))
+    query = select(Alert).where(*went_out())
     if category is not None:
         query = query.where(Alert.category == category)
     return list(db.session.scalars(query.order_by(Alert.published_at.desc(), Alert.id.desc()).limit(LATEST)))

@@ -8,6 +8,7 @@ import json
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 from sqlalchemy import select
 
+from alerts import archive as archived
 from alerts import atom, cap, in_force, public
 from alerts.models import AWAITING, DRAFT, REJECTED, SCHEDULED, Alert
 from db import db
@@ -16,6 +17,12 @@ from municipality import CATEGORIES, LANGUAGES
 NOT_PUBLIC = (DRAFT, AWAITING, SCHEDULED, REJECTED)
 
 bp = Blueprint("alerts", __name__)
+
+
+@bp.app_context_processor
+def _in_force_context() -> dict[str, object]:
+    """What templates/public/_in_force.html needs, wherever it is shown (home page, widget)."""
+    return {"severity": in_force.severity, "categories": CATEGORIES}
 
 
 @bp.get("/alerts/<int:alert_id>")
@@ -44,21 +51,23 @@ def cap_document(alert_id: int):  # noqa: ANN201
 
 def _asked_language() -> str:
     """A feed's language is in its URL (?lang=uk) only, never the reader's cookie: the answer
-    is cached publicly, so one URL must always say the same (and sets no cookie)."""
-    g.set_lang_cookie = False  # and a publicly cached answer must not set a cookie
+    is cached publicly, so one URL must always say the same."""
     asked = request.args.get("lang")
     return asked if asked in LANGUAGES else current_app.extensions["municipality"].default_language
 
 
-def _conditional(body: bytes | str, content_type: str, max_age: int = 60):  # noqa: ANN202
+def _conditional(body: bytes | str, content_type: str, max_age: int = 60, *, cors: bool = True,
+                 csp: str | None = None):  # noqa: ANN202
     """A public, briefly cacheable answer with an ETag, so that a website polling every
     minute gets 304 Not Modified until something is published, updated, withdrawn or ends."""
     g.set_lang_cookie = False  # a publicly cached answer sets no cookie
     response = Response(body, content_type=content_type)
     response.cache_control.public = True
     response.cache_control.max_age = max_age
-    # Public data without cookies: the gmina's website may read it from its own origin.
-    response.headers["Access-Control-Allow-Origin"] = "*"
+    if cors:  # public data without cookies: the gmina's website may read it from its own origin
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    if csp is not None:
+        response.headers["Content-Security-Policy"] = csp
     response.add_etag()
     return response.make_conditional(request)
 
@@ -94,19 +103,12 @@ def alerts_api():  # noqa: ANN201
 def widget():  # noqa: ANN201
     """What is in force, for an iframe on the gmina's website: no cookie, no script, its own
     small stylesheet, the links opening Syrena in the top window."""
-
     lang = _asked_language()
     g.lang = lang  # the URL's language, not a cookie's: the answer is cached publicly
-    html = render_template("alerts/widget.html", situation=in_force.current(), severity=in_force.severity,
-                           categories=CATEGORIES, lang=lang)
-    response = Response(html, content_type="text/html; charset=utf-8")
-    response.cache_control.public = True
-    response.cache_control.max_age = 60
-    response.headers["Content-Security-Policy"] = (
+    html = render_template("alerts/widget.html", situation=in_force.current(), lang=lang)
+    return _conditional(html, "text/html; charset=utf-8", cors=False, csp=(
         "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
-        f"frame-ancestors {current_app.config['WIDGET_FRAME_ANCESTORS']}")
-    response.add_etag()
-    return response.make_conditional(request)
+        f"frame-ancestors {current_app.config['WIDGET_FRAME_ANCESTORS']}"))
 
 
 @bp.get("/widget/style.css")
@@ -120,8 +122,6 @@ def widget_style():  # noqa: ANN201
 def archive():  # noqa: ANN201
     """Every message that went out, newest first, each with its chain; filter by category and
     month, 20 to a page (alerts/archive.py)."""
-    from alerts import archive as archived
-
     category = request.args.get("category") or None
     month_text = request.args.get("month") or None
     problems = []
@@ -138,6 +138,4 @@ def archive():  # noqa: ANN201
         number = 1
     found = archived.page(number, category, month)
     return render_template("public/archive.html", found=found, category=category, month=month_text,
-                           months=archived.months(), categories=CATEGORIES, problems=problems,
-                           offered=current_app.extensions["municipality"].offered_categories()), \
-        (400 if problems else 200)
+                           months=archived.months(), problems=problems), (400 if problems else 200)

@@ -252,8 +252,7 @@ def _render_subscribe(form: PrefsForm, phone: str, consent: bool, errors: Errors
                       ) -> Response | str:
     m = _municipality()
     return _render("public/index.html", errors, form=form, phone=phone, consent=consent,
-                   consent_text=consent_markup(current_language(), m), situation=in_force.current(),
-                   severity=in_force.severity, categories=CATEGORIES)
+                   consent_text=consent_markup(current_language(), m), situation=in_force.current())
 
 
 @bp.get("/subscribe")
