@@ -80,6 +80,11 @@ def write(catalog: Catalog, path: Path) -> bool:
     return _save(path, out.getvalue())
 
 
+def key_of(message_id: str | tuple[str, ...]) -> str:
+    """A message's key: its id, or for a counted text (id, id_plural) the first."""
+    return message_id if isinstance(message_id, str) else message_id[0]
+
+
 def texts(message: Message) -> tuple[str, ...]:
     return tuple(message.string) if isinstance(message.string, (list, tuple)) else (message.string,)
 
@@ -93,17 +98,17 @@ def placeholders(message: Message) -> set[str] | None:
         return None
 
 
-def code_keys(source: Path = ROOT) -> dict[str, list[str]]:
-    """Every key named literally in the code and templates, with where ("file:line").
+def code_keys(source: Path = ROOT) -> dict[str, list[tuple[str, int]]]:
+    """Every key named literally in the code and templates, with where (file, line).
     Keys built at run time (f"error.{code}") are not seen; the catalogs name those."""
-    found: dict[str, list[str]] = {}
+    found: dict[str, list[tuple[str, int]]] = {}
     # Babel warns on stderr of each f-string key (f"error.{code}"); those are known and many.
     with contextlib.redirect_stderr(io.StringIO()):
         extracted = list(extract_from_dir(str(source), METHODS, keywords=KEYWORDS, comment_tags=()))
     for filename, lineno, message, _comments, _context in extracted:
         key = message[0] if isinstance(message, tuple) else message
         if key and KEY.fullmatch(key):
-            found.setdefault(key, []).append(f"{filename}:{lineno}")
+            found.setdefault(key, []).append((filename, lineno))
     return found
 
 
@@ -114,7 +119,7 @@ def _joined(key: str, known: set[str]) -> bool:
                for i in range(1, len(key)))
 
 
-def template(root: Path, domain: str, locations: dict[str, list[str]]) -> Catalog:
+def template(root: Path, domain: str, locations: dict[str, list[tuple[str, int]]]) -> Catalog:
     """The domain's template: every Polish key, untranslated, its Polish text as a comment."""
     polish = read(root, "pl", domain) or Catalog(locale="pl", domain=domain)
     pot = Catalog(domain=domain, project="Syrena", version="1", fuzzy=False,
@@ -123,9 +128,7 @@ def template(root: Path, domain: str, locations: dict[str, list[str]]) -> Catalo
         if not message.id:
             continue
         empty: str | tuple[str, ...] = ("",) * 2 if message.pluralizable else ""
-        where = [tuple(loc.rsplit(":", 1)) for loc in locations.get(message.id if isinstance(message.id, str)
-                                                                        else message.id[0], [])]
-        pot.add(message.id, empty, locations=[(f, int(n)) for f, n in where],
+        pot.add(message.id, empty, locations=locations.get(key_of(message.id), []),
                 auto_comments=[POLISH_PREFIX + " | ".join(texts(message))],
                 flags=message.flags - {"fuzzy"})
     return pot
@@ -136,8 +139,8 @@ def extract(root: Path = CATALOG_DIR, source: Path = ROOT) -> tuple[dict[str, Ca
     used = code_keys(source)
     known: set[str] = set()
     for domain in DOMAINS:
-        known |= {m.id if isinstance(m.id, str) else m.id[0] for m in read(root, "pl", domain) or [] if m.id}
-    missing = [f"{key} ({', '.join(where)})" for key, where in sorted(used.items())
+        known |= {key_of(m.id) for m in read(root, "pl", domain) or [] if m.id}
+    missing = [f"{key} ({', '.join(f'{f}:{n}' for f, n in where)})" for key, where in sorted(used.items())
                if key not in known and not _joined(key, known)]
     return {domain: template(root, domain, used) for domain in DOMAINS}, missing
 
@@ -194,12 +197,12 @@ def problems(root: Path = CATALOG_DIR) -> list[str]:
     for domain in DOMAINS:
         polish = {m.id: m for m in read(root, "pl", domain) or [] if m.id}
         for message_id in polish:
-            key = message_id if isinstance(message_id, str) else message_id[0]
+            key = key_of(message_id)
             if key in owner:
                 found.append(f"pl/{domain}: {key} is also in pl/{owner[key]}")
             owner[key] = domain
         for message_id, message in polish.items():
-            key = message_id if isinstance(message_id, str) else message_id[0]
+            key = key_of(message_id)
             if not all(texts(message)):
                 found.append(f"pl/{domain}: {key} has no Polish text")
             elif placeholders(message) is None:
@@ -208,7 +211,7 @@ def problems(root: Path = CATALOG_DIR) -> list[str]:
             if lang == "pl":
                 continue
             other = {m.id: m for m in read(root, lang, domain) or [] if m.id}
-            name = {message_id: message_id if isinstance(message_id, str) else message_id[0]
+            name = {message_id: key_of(message_id)
                     for message_id in polish.keys() | other.keys()}
             required = lang in languages_of(domain)
             for message_id, message in polish.items():

@@ -75,8 +75,7 @@ def feed(alerts: list[Alert], lang: str, self_url: str, category: str | None = N
         entry = _sub(root, "entry")
         url = cap.cap_url(alert)
         _sub(entry, "id", url)
-        prefix = translate(f"alert.prefix_{alert.kind}", lang) + " " if alert.kind != "alert" else ""
-        _sub(entry, "title", prefix + alert.title(lang), type="text")
+        _sub(entry, "title", cap.headline(alert, lang), type="text")
         _sub(entry, "updated", _time(alert.published_at or alert.created_at))
         _sub(entry, "published", _time(alert.published_at or alert.created_at))
         _sub(entry, "summary", alert.text(lang), type="text")

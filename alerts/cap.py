@@ -87,6 +87,12 @@ def cap_time(value: datetime) -> str:
     return value.astimezone(zone).replace(microsecond=0).isoformat()
 
 
+def headline(alert: Alert, lang: str) -> str:
+    """The title as a reader of a feed should see it: an update or withdrawal says so."""
+    prefix = translate(f"alert.prefix_{alert.kind}", lang) + " " if alert.kind != "alert" else ""
+    return prefix + alert.title(lang)
+
+
 def event_term(alert: Alert) -> tuple[str, str] | None:
     title = (alert.titles.get("pl") or "").lower()
     for words, term in _TITLE_TERMS.get(alert.category, ()):
@@ -182,8 +188,7 @@ def document(alert: Alert) -> bytes:
         if alert.expires_at:
             _sub(info, "expires", cap_time(alert.expires_at))
         _sub(info, "senderName", translate("cap.sender_name", lang, gmina=m.name_from(lang)))
-        prefix = translate(f"alert.prefix_{alert.kind}", lang) + " " if alert.kind != "alert" else ""
-        _sub(info, "headline", (prefix + alert.title(lang))[:160])
+        _sub(info, "headline", headline(alert, lang)[:160])
         _sub(info, "description", alert.text(lang))
         _sub(info, "web", f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/alerts/{alert.id}{lang_suffix(lang)}")
         if alert.level and category is not None and category.hazard:
