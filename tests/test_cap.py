@@ -164,3 +164,14 @@ def test_the_schema_check_catches_what_aggregators_reject(app, client):
     assert SCHEMA.validate(document)
     document.insert(0, document.find("cap:status", NS))  # status before identifier
     assert not SCHEMA.validate(document)
+
+
+@pytest.mark.parametrize("simc", ['"58041"', "58041", '"00580A1"'])
+def test_a_village_code_that_is_not_seven_digits_stops_the_start(tmp_path, simc):
+    from municipality import ProfileError, load_municipality
+
+    profile = (Path(__file__).resolve().parents[1] / "municipalities" / "porabka.toml").read_text("utf-8")
+    (tmp_path / "p.toml").write_text(profile.replace('name = "Bujaków"', f'name = "Bujaków"\nsimc = {simc}'), "utf-8")
+    with pytest.raises(ProfileError) as exc:
+        load_municipality(str(tmp_path / "p.toml"))
+    assert "areas #1.simc" in str(exc.value) and "7-digit TERYT SIMC code" in str(exc.value)

@@ -185,3 +185,10 @@ def test_a_signed_in_staff_member_gets_no_cookie_on_a_public_cached_answer(app, 
         response = client.get(url)
         assert "public" in response.headers["Cache-Control"], url
         assert "Set-Cookie" not in response.headers, (url, response.headers.get("Set-Cookie"))
+
+
+def test_an_unknown_language_in_a_feed_url_gives_the_gminas_own(app, client):
+    _published("Silny wiatr")
+    feed = _atom(client, "/feeds/alerts.atom?lang=xx")
+    assert feed.findtext("a:title", namespaces=A) == "Gmina Kozy: obowiązujące ostrzeżenia i komunikaty"
+    assert json.loads(client.get("/api/v1/alerts?active=1&lang=<script>").data)["language"] == "pl"
