@@ -86,6 +86,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"), render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
+    from alerts import public_cache
+
+    public_cache.init_app(app)
 
     # Models must be imported before migrations or create_all look at the metadata.
     import alerts.gdpr  # noqa: F401  (adds a resident's messages to their data export)

@@ -284,6 +284,9 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # Which sites may show /widget in an iframe (CSP frame-ancestors): any by default, as
         # it shows only public warnings and sets no cookie; a gmina may name its own site.
         "WIDGET_FRAME_ANCESTORS": _str("WIDGET_FRAME_ANCESTORS", "*"),
+        # The public pages and feeds are kept this long per process, and only while nothing
+        # was published, updated, withdrawn or ended (alerts/public_cache.py); 0 turns it off.
+        "PUBLIC_CACHE_SECONDS": _int("PUBLIC_CACHE_SECONDS", 30),
         # How often a standby scheduler checks whether the leader is gone (and the leader
         # checks that it still holds the lock).
         "SCHEDULER_POLL_SECONDS": _float("SCHEDULER_POLL_SECONDS", 5.0),

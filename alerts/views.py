@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from sqlalchemy import select
 
 from alerts import archive as archived
-from alerts import atom, cap, in_force, public
+from alerts import atom, cap, in_force, public, public_cache
 from alerts.models import AWAITING, DRAFT, REJECTED, SCHEDULED, Alert
 from db import db
 from municipality import CATEGORIES, LANGUAGES
@@ -27,6 +27,11 @@ def _in_force_context() -> dict[str, object]:
 
 @bp.get("/alerts/<int:alert_id>")
 def show(alert_id: int):  # noqa: ANN201
+    """The page an SMS links to: after a send to thousands, many open it at once (cached)."""
+    return public_cache.page(("alert", alert_id), lambda: _alert_page(alert_id))
+
+
+def _alert_page(alert_id: int) -> str:
     alert = db.session.get(Alert, alert_id)
     # Only what went out: a draft or an unapproved feed alert that later expired stays private.
     if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
@@ -38,15 +43,20 @@ def show(alert_id: int):  # noqa: ANN201
 @bp.get("/cap/<int:alert_id>.xml")
 def cap_document(alert_id: int):  # noqa: ANN201
     """The CAP 1.2 document of one published message version (alerts/cap.py)."""
-    alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
-        abort(404)
     g.set_lang_cookie = False  # cached publicly: no cookie
-    response = Response(cap.document(alert), content_type=cap.CONTENT_TYPE)
+    response = Response(public_cache.cached(("cap", alert_id), lambda: _cap_document(alert_id)),
+                        content_type=cap.CONTENT_TYPE)
     # A version never changes once published (its updates are new documents): cacheable.
     response.cache_control.public = True
     response.cache_control.max_age = 300
     return response
+
+
+def _cap_document(alert_id: int) -> bytes:
+    alert = db.session.get(Alert, alert_id)
+    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
+        abort(404)
+    return cap.document(alert)
 
 
 def _asked_language() -> str:
@@ -82,8 +92,9 @@ def atom_feed(category: str | None = None):  # noqa: ANN201
     # From the configured address, never the request's Host (a cached feed must not take a
     # forged one).
     self_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.path + cap.lang_suffix(lang)
-    return _conditional(atom.feed(atom.entries(category), lang, self_url, category),
-                        atom.CONTENT_TYPE)
+    body = public_cache.cached(("atom", category, lang),
+                               lambda: atom.feed(atom.entries(category), lang, self_url, category))
+    return _conditional(body, atom.CONTENT_TYPE)
 
 
 @bp.get("/api/v1/alerts")
@@ -95,8 +106,10 @@ def alerts_api():  # noqa: ANN201
     if category is not None and category not in CATEGORIES:
         return {"error": "unknown_category", "categories": sorted(CATEGORIES)}, 400
     active = request.args.get("active") in ("1", "true", "yes")
-    body = public.as_json(public.alerts(active=active, category=category), _asked_language())
-    return _conditional(json.dumps(body, ensure_ascii=False), "application/json")
+    lang = _asked_language()
+    body = public_cache.cached(("api", active, category, lang), lambda: json.dumps(
+        public.as_json(public.alerts(active=active, category=category), lang), ensure_ascii=False))
+    return _conditional(body, "application/json")
 
 
 @bp.get("/widget")
@@ -105,7 +118,8 @@ def widget():  # noqa: ANN201
     small stylesheet, the links opening Syrena in the top window."""
     lang = _asked_language()
     g.lang = lang  # the URL's language, not a cookie's: the answer is cached publicly
-    html = render_template("alerts/widget.html", situation=in_force.current(), lang=lang)
+    html = public_cache.cached(("widget", lang), lambda: render_template(
+        "alerts/widget.html", situation=in_force.current(), lang=lang))
     return _conditional(html, "text/html; charset=utf-8", cors=False, csp=(
         "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
         f"frame-ancestors {current_app.config['WIDGET_FRAME_ANCESTORS']}"))
@@ -136,6 +150,7 @@ def archive():  # noqa: ANN201
         number = int(request.args.get("page", "1"))
     except ValueError:
         number = 1
-    found = archived.page(number, category, month)
-    return render_template("public/archive.html", found=found, category=category, month=month_text,
-                           months=archived.months(), problems=problems), (400 if problems else 200)
+    html = public_cache.page(("archive", number, category, month_text, tuple(problems)), lambda: render_template(
+        "public/archive.html", found=archived.page(number, category, month), category=category,
+        month=month_text, months=archived.months(), problems=problems))
+    return html, (400 if problems else 200)

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: run fanout, dispatch, smsapi and memory in turn, one at a time.
+"""`python -m bench [--quick]`: run fanout, dispatch, smsapi, memory and public in turn, one at a time.
 
 Prints a short header, then one line per figure (ours, the baseline measured in the same
 run, the ratio, the target and PASS/MISS); progress goes to stderr. `--quick` divides every
@@ -33,6 +33,10 @@ Medians of 3 runs, ours and the baseline alternating; fixtures are built and fre
   memory   peak RSS (ru_maxrss) of a fresh process that fans out {memory:,} deliveries and
            dispatches the first {dispatched:,} (real SDK), vs a bare app process (create_app + empty
            query). Target: peak < 300 MB; readings during dispatch show whether memory is flat per batch.
+  public   req/s for the home page and the Atom feed (2 warnings in force, 60 in the archive) under
+           gunicorn --workers 2 (production settings, SQLite), wrk -c16, vs a static file of the same
+           size from the same gunicorn; the same pages with the cache off are shown beside.
+           Ratio = our req/s / static req/s, target >= 0.5x (needs wrk: apt-get install wrk).
 """
 
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start_launcher()  # before anything grows: see its docstring (ru_maxrss is inherited)
 
-    from bench import dispatch, fanout, memory, smsapi
+    from bench import dispatch, fanout, memory, public_pages, smsapi
 
     scale = 10 if args.quick else 1
     print(HEADER.format(mode="quick: counts / 10, smoke run only" if args.quick else "full",
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                         memory=memory.FULL_RESIDENTS // scale, dispatched=memory.FULL_DISPATCHED // scale),
           flush=True)
     benchmarks: list[tuple[str, Callable[[bool], list[str]]]] = [
-        ("fanout", fanout.main), ("dispatch", dispatch.main), ("smsapi", smsapi.main), ("memory", memory.main)]
+        ("fanout", fanout.main), ("dispatch", dispatch.main), ("smsapi", smsapi.main), ("memory", memory.main),
+        ("public", public_pages.main)]
     missed = False
     started = time.monotonic()
     for name, run in benchmarks:

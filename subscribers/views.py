@@ -14,6 +14,7 @@ the signed manage link ``/m/<token>``; a forged, tampered or revoked token gets 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,11 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from alerts import in_force
+from alerts import in_force, public_cache
 from i18n import LANGUAGE_NAMES, current_language, other_lang, shown_language, t, t_marked
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers import codes, erasure, service
@@ -242,17 +243,27 @@ def _unexpected_error(exc: SubscriptionError) -> Response:
 
 # --- home and subscribe -------------------------------------------------------------------
 
+# Stands for the visitor's own CSRF token in the cached home page (each answer fills in its
+# own); random per process, so that no text on the page can spell it.
+_CSRF_HOLE = f"csrf-{secrets.token_hex(16)}"
+
+
 @bp.get("/")
 def index() -> str:
-    """The explanation and the subscribe form, with the profile's default categories ticked."""
-    return _render_subscribe(PrefsForm.defaults(), phone="", consent=False)  # type: ignore[return-value]
+    """What is in force, the explanation and the subscribe form with the profile's default
+    categories ticked. In a flood this is the page everyone opens: it is cached
+    (alerts/public_cache.py) with a hole where each visitor's CSRF token goes."""
+    html = public_cache.page(("home",), lambda: _render_subscribe(  # type: ignore[arg-type, return-value]
+        PrefsForm.defaults(), phone="", consent=False, csrf_token=lambda: _CSRF_HOLE))
+    return html.replace(_CSRF_HOLE, generate_csrf())
 
 
-def _render_subscribe(form: PrefsForm, phone: str, consent: bool, errors: Errors | None = None
-                      ) -> Response | str:
+def _render_subscribe(form: PrefsForm, phone: str, consent: bool, errors: Errors | None = None,
+                      **context: Any) -> Response | str:
     m = _municipality()
     return _render("public/index.html", errors, form=form, phone=phone, consent=consent,
-                   consent_text=consent_markup(current_language(), m), situation=in_force.current())
+                   consent_text=consent_markup(current_language(), m), situation=in_force.current(),
+                   **context)
 
 
 @bp.get("/subscribe")
