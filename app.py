@@ -59,6 +59,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"], **hops)  # type: ignore[method-assign]
 
     from providers.sms import sms_channels_from_config
+    from providers.voice import voice_channel_from_config
     from providers.webpush import WebPushChannel
 
     try:
@@ -73,6 +74,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.extensions["sms_split"] = parse_split(app.config.get("SMS_SPLIT"), list(app.extensions["sms_channels"]))
         # None when no VAPID keys are configured: push is then simply off.
         app.extensions["webpush"] = WebPushChannel.from_config(app.config)
+        app.extensions["voice"] = voice_channel_from_config(app.config)
     except ConfigError:
         raise
     except ValueError as exc:  # the providers name the setting; make it the one config error
@@ -148,6 +150,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from alerts import smsapi_receipts
 
     app.register_blueprint(smsapi_receipts.bp)  # GET with a per-delivery secret in its URL
+    from alerts import calls
+
+    app.register_blueprint(calls.bp)
+    csrf.exempt(calls.bp)  # Twilio's voice webhooks are authenticated by their signature
     csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
     csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature
     csrf.exempt(receipts.bp)

@@ -226,6 +226,25 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "SMS_FAILOVER_PROBE_SHARE": _int("SMS_FAILOVER_PROBE_SHARE", 5),
         "SMS_FAILOVER_COOLDOWN_SECONDS": _float("SMS_FAILOVER_COOLDOWN_SECONDS", 60.0),
         "SMS_FAILOVER_CHECK_SECONDS": _float("SMS_FAILOVER_CHECK_SECONDS", 5.0),
+        # --- voice calls (alerts/calls.py) ---
+        # "twilio" calls through Programmable Voice from TWILIO_VOICE_FROM; "console" prints
+        # the calls (development); unset: no calls (production, until a number is set up).
+        "VOICE_BACKEND": _str("VOICE_BACKEND", "console" if env == "development" else None),
+        "TWILIO_VOICE_FROM": _str("TWILIO_VOICE_FROM"),
+        # The text-to-speech voice and its language (Polly.Ola-Neural, Polly.Ewa, Polly.Jacek,
+        # Google.pl-PL-Wavenet-A, ...; see README "Voice calls").
+        "VOICE_NAME": _str("VOICE_NAME", "Polly.Ola-Neural"),
+        "VOICE_LANGUAGE": _str("VOICE_LANGUAGE", "pl-PL"),
+        # Calls per resident and message (busy, no answer, answered without pressing 1), and the
+        # wait between them; never past the message's end, and none once confirmed.
+        "VOICE_ATTEMPTS": _int("VOICE_ATTEMPTS", 3),
+        "VOICE_RETRY_MINUTES": _float("VOICE_RETRY_MINUTES", 5.0),
+        "VOICE_RING_SECONDS": _int("VOICE_RING_SECONDS", 30),
+        # Calls started per second by one dispatcher (Twilio's default account limit is 1).
+        "VOICE_CALLS_PER_SECOND": _float("VOICE_CALLS_PER_SECOND", 1.0),
+        # For the cost preview: what a started minute costs (PLN). Twilio bills per started
+        # minute; take the figure for Polish landlines and mobiles from the account's price list.
+        "VOICE_PRICE_PER_MINUTE": _float("VOICE_PRICE_PER_MINUTE", 0.50),
         "TWILIO_ACCOUNT_SID": _str("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _secret("TWILIO_AUTH_TOKEN"),
         "TWILIO_MESSAGING_SERVICE_SID": _str("TWILIO_MESSAGING_SERVICE_SID"),
@@ -374,6 +393,11 @@ def check_settings(config: dict[str, Any]) -> None:
             "SMS_BACKEND must be twilio or smsapi in production (the console backend sends nothing and is "
             "for SYRENA_ENV=development only)" if backend else
             "SMS_BACKEND is not set: production needs SMS_BACKEND=twilio (or smsapi) and its settings")
+    voice = str(config.get("VOICE_BACKEND") or "").strip().lower()
+    if voice not in ("", "twilio", "console"):
+        raise ConfigError(f"VOICE_BACKEND must be twilio or console (or unset: no calls), not {voice!r}")
+    if env == "production" and voice == "console":
+        raise ConfigError("VOICE_BACKEND=console only prints calls: use twilio in production, or leave it unset")
     base = str(config.get("PUBLIC_BASE_URL") or "")
     if env == "production" and not base.startswith("https://"):
         raise ConfigError(f"PUBLIC_BASE_URL must be the public https address in production (SMS links point "

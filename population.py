@@ -20,23 +20,27 @@ def phone_for(n: int) -> str:
 
 
 def seed(count: int, *, categories: dict[str, int], areas: Sequence[str], start: int = 0,
-         status: str = ACTIVE, language: str = "pl", area_of=None) -> list[int]:  # noqa: ANN001
+         status: str = ACTIVE, language: str = "pl", area_of=None,  # noqa: ANN001
+         calls: dict[str, int] | None = None, landline: bool = False) -> list[int]:
     """Insert `count` residents with the same choice (or `area_of(n) -> [areas]`) and return
-    their ids. Runs in chunks so memory stays flat for a million rows."""
+    their ids. `calls` (category -> level) makes them want calls too; a `landline` gets
+    calls only. Runs in chunks so memory stays flat for a million rows."""
+    calls = calls or {}
     now = utcnow()
     ids: list[int] = []
     for chunk_start in range(start, start + count, CHUNK):
         numbers = range(chunk_start, min(start + count, chunk_start + CHUNK))
         db.session.execute(insert(Subscriber), [
             {"phone": phone_for(n), "language": language, "status": status, "created_at": now,
-             "verified_at": now, "link_version": 1} for n in numbers])
+             "verified_at": now, "link_version": 1, "voice": bool(calls), "landline": landline}
+            for n in numbers])
         phones = [phone_for(n) for n in numbers]
         rows = db.session.execute(select(Subscriber.id, Subscriber.phone).where(
             Subscriber.phone.in_(phones))).all()
         by_phone = dict((p, i) for i, p in rows)
         chunk_ids = [by_phone[p] for p in phones]
         db.session.execute(insert(SubscriberCategory), [
-            {"subscriber_id": sid, "category": c, "min_level": lvl}
+            {"subscriber_id": sid, "category": c, "min_level": lvl, "call_level": calls.get(c)}
             for sid in chunk_ids for c, lvl in categories.items()])
         db.session.execute(insert(SubscriberArea), [
             {"subscriber_id": sid, "area": a}

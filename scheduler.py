@@ -108,6 +108,13 @@ def poll_statuses() -> str | None:
     return f"{n} delivery statuses updated from the provider" if n else None
 
 
+def poll_calls() -> str | None:
+    from alerts.call_outcome import poll_calls as poll
+
+    n = poll()
+    return f"{n} calls settled from the provider (their status callback was lost)" if n else None
+
+
 def poll_feed(name: str) -> str | None:
     """One feed's poll; a failed read is logged in one line (it is recorded in feed health)."""
     from alerts.feeds import FEEDS
@@ -142,6 +149,7 @@ def jobs(app: Flask) -> list[Job]:
         Job("publish_scheduled", publish_scheduled, seconds=15),
         Job("expire_alerts", expire, seconds=60, jitter=5),
         Job("poll_statuses", poll_statuses, seconds=300, jitter=30),
+        Job("poll_calls", poll_calls, seconds=120, jitter=10),
         Job("housekeeping", housekeeping, seconds=3600, jitter=60),
         Job("privacy", privacy, seconds=3600, jitter=60),
     ]

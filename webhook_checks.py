@@ -57,12 +57,13 @@ def public_url() -> str:
                       request.query_string.decode("latin-1"))
 
 
-def require_twilio_signature() -> None:
+def require_twilio_signature(channel: Any = None) -> None:
     """Abort with 403 unless the request carries a valid X-Twilio-Signature for the public
-    URL; a refusal is recorded (and committed) first."""
+    URL; a refusal is recorded (and committed) first. `channel` checks it (the voice
+    channel for calls); by default the Twilio SMS channel."""
     signature = request.headers.get("X-Twilio-Signature", "")
     # With two providers configured, Twilio's own channel holds the auth token that signs.
-    twilio = current_app.extensions["sms_channels"].get("twilio", current_app.extensions["sms"])
+    twilio = channel or current_app.extensions["sms_channels"].get("twilio", current_app.extensions["sms"])
     if signature and twilio.validate_webhook(public_url(), request.form, signature):
         return
     endpoint = (request.endpoint or request.path).rsplit(".", 1)[-1].replace("twilio_", "")

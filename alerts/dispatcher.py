@@ -95,7 +95,8 @@ class Dispatcher(Sending, Recording):
         # Right before each provider call: is the resident still subscribed (alerts/optout.py)?
         self.optout = OptOutCheck(self.engine, float(cfg.get("DISPATCH_OPTOUT_CHECK_SECONDS", 0.2)))
         self.limits = {"sms": RateLimiter(float(cfg.get("SMS_RATE_PER_SECOND", 10))),
-                       "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100)))}
+                       "push": RateLimiter(float(cfg.get("PUSH_RATE_PER_SECOND", 100))),
+                       "voice": RateLimiter(float(cfg.get("VOICE_CALLS_PER_SECOND", 1)))}
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send")
         from alerts.routing import ProviderRouter
 
@@ -104,6 +105,8 @@ class Dispatcher(Sending, Recording):
         self.rebalance_every = float(cfg.get("SMS_FAILOVER_CHECK_SECONDS", 5))
         self._rebalanced = 0.0
         self.webpush = app.extensions.get("webpush")
+        self.voice = app.extensions.get("voice")
+        self.ring_seconds = int(cfg.get("VOICE_RING_SECONDS", 30))
         municipality = app.extensions["municipality"]
         self.municipality = municipality
         self.zone = ZoneInfo(municipality.timezone)
@@ -147,7 +150,7 @@ class Dispatcher(Sending, Recording):
         rows = db.session.execute(
             select(Delivery.id, Delivery.channel, Delivery.attempts, Delivery.alert_id,
                    Subscriber.id, Subscriber.phone, Subscriber.language, Subscriber.status,
-                   Delivery.provider, Delivery.error_code, Delivery.error)
+                   Delivery.provider, Delivery.error_code, Delivery.error, Subscriber.voice)
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.priority.desc(), Delivery.id)  # the most urgent leave first
@@ -155,12 +158,14 @@ class Dispatcher(Sending, Recording):
         alert_ids = {r[3] for r in rows}
         alerts = {a.id: a for a in db.session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))}
         jobs = []
-        for d_id, channel, attempts, alert_id, s_id, phone, lang, s_status, provider, code, error in rows:
+        for d_id, channel, attempts, alert_id, s_id, phone, lang, s_status, provider, code, error, voice in rows:
             job = Job(d_id, channel, attempts, alerts[alert_id], s_id, phone, lang or "pl")
             if provider is not None and (code is not None or error is not None):
                 job.failed_at = provider  # still pending, so that error was transient
             if s_id is None or s_status != ACTIVE:
                 job.skip = (SKIPPED, "resident left")
+            elif channel == "voice" and not voice:
+                job.skip = (SKIPPED, "resident turned calls off")
             jobs.append(job)
         return jobs
 

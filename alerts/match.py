@@ -4,6 +4,10 @@ A resident matches when they are active (verified, not opted out), reachable on 
 channel, chose the alert's category with a level threshold the alert meets, and chose an
 area the alert targets. ``emergency`` reaches every active resident in the target areas
 whatever their categories.
+
+Calls (``voice``) go to residents who asked for them, for the categories they want called
+about from the level they chose (``call_level``; by default weather and hydro from level 2),
+and for every emergency. A landline gets calls only, never an SMS.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ def reachable(channel: str) -> Select:
     """Active residents who can be reached on `channel`."""
     query = select(Subscriber.id).where(Subscriber.status == ACTIVE)
     if channel == "sms":
-        return query.where(Subscriber.phone.is_not(None))
+        return query.where(Subscriber.phone.is_not(None), Subscriber.landline.is_(False))
+    if channel == "voice":
+        return query.where(Subscriber.phone.is_not(None), Subscriber.voice.is_(True))
     return query.where(Subscriber.id.in_(select(PushSubscription.subscriber_id)))
 
 
@@ -34,9 +40,12 @@ def matching(alert: Alert, channel: str) -> Select:
     if alert.category != "emergency":
         # Messages without levels (official, events...) count as level 1: everyone who chose them.
         level = alert.level or 1
+        # A call comes from the level chosen for calls (NULL: never), an SMS or push from
+        # the level chosen for the category.
+        threshold = SubscriberCategory.call_level if channel == "voice" else SubscriberCategory.min_level
         query = query.where(Subscriber.id.in_(
             select(SubscriberCategory.subscriber_id).where(
-                SubscriberCategory.category == alert.category, SubscriberCategory.min_level <= level)
+                SubscriberCategory.category == alert.category, threshold <= level)
         ))
     if alert.areas is not None:
         query = query.where(Subscriber.id.in_(

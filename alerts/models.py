@@ -42,7 +42,18 @@ KIND_ALERT = "alert"
 KIND_UPDATE = "update"
 KIND_CANCEL = "cancel"
 
-CHANNELS = ("sms", "push")
+CHANNELS = ("sms", "push", "voice")
+
+# Delivery.outcome of a voice call (alerts/calls.py): what the resident did with it.
+CALL_CONFIRMED = "confirmed"  # pressed 1: heard it
+CALL_ANSWERED = "answered"  # a person answered but did not press 1 (retried)
+CALL_VOICEMAIL = "voicemail"  # an answering machine took the shorter version
+CALL_BUSY = "busy"
+CALL_NO_ANSWER = "no_answer"
+CALL_FAILED = "failed"  # the network could not place the call
+CALL_OPTED_OUT = "opted_out"  # pressed 9: no more calls
+CALL_OUTCOMES = (CALL_CONFIRMED, CALL_ANSWERED, CALL_VOICEMAIL, CALL_BUSY, CALL_NO_ANSWER, CALL_FAILED,
+                 CALL_OPTED_OUT)
 
 # Delivery.status. Final: delivered, undelivered, failed, expired, skipped.
 PENDING = "pending"  # waiting for its time (next_attempt_at)
@@ -87,6 +98,9 @@ class Alert(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=DRAFT, index=True)
     # Keep Polish letters in SMS (UCS-2: 2-3x the cost) instead of transliterating.
     keep_diacritics: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What a call reads, per language, as staff edited it; a language missing here is read
+    # from its text, made speakable (alerts/speech.py).
+    spoken: Mapped[dict[str, str] | None] = mapped_column(JSON)
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -152,6 +166,7 @@ class AlertVersion(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     keep_diacritics: Mapped[bool] = mapped_column(Boolean, default=False)
+    spoken: Mapped[dict[str, str] | None] = mapped_column(JSON)
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     approved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -198,6 +213,8 @@ class Delivery(db.Model):
     provider: Mapped[str | None] = mapped_column(String(16))
     provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     segments: Mapped[int | None] = mapped_column(SmallInteger)
+    # A call's last outcome (CALL_*): confirmed, voicemail, busy, ... None for SMS and push.
+    outcome: Mapped[str | None] = mapped_column(String(12))
     error_code: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

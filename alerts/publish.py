@@ -71,6 +71,8 @@ class Draft:
     send_at: datetime | None = None
     keep_diacritics: bool = False
     exercise: bool = False
+    # Staff's own wording for a call, per language (empty: made from the text).
+    spoken: dict[str, str] | None = None
     source: str = "manual"
     external_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +104,10 @@ def validate(draft: Draft, now: datetime | None = None) -> None:
     for lang, text in draft.texts.items():
         if len((text or "").strip()) > TEXT_MAX_CHARS:
             raise AlertError("text_too_long", field=f"text_{lang}", limit=TEXT_MAX_CHARS)
-    for lang in (*draft.titles, *draft.texts):
+    for lang, text in (draft.spoken or {}).items():
+        if len((text or "").strip()) > TEXT_MAX_CHARS:
+            raise AlertError("text_too_long", field=f"spoken_{lang}", limit=TEXT_MAX_CHARS)
+    for lang in (*draft.titles, *draft.texts, *(draft.spoken or {})):
         if lang not in LANGUAGES:
             raise AlertError("language_unknown", field="language", value=lang)
     if draft.areas is not None:
@@ -140,7 +145,7 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
         texts={k: v.strip() for k, v in draft.texts.items() if v and v.strip()},
         areas=areas, channels=list(dict.fromkeys(draft.channels)), starts_at=draft.starts_at,
         expires_at=draft.expires_at, send_at=draft.send_at, keep_diacritics=draft.keep_diacritics,
-        exercise=draft.exercise,
+        exercise=draft.exercise, spoken=clean_spoken(draft.spoken),
         status=DRAFT, created_by=created_by, meta=dict(draft.meta),
     )
     db.session.add(alert)
@@ -151,12 +156,21 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
 # --- versions and locks ---------------------------------------------------------------------
 
 CONTENT_FIELDS = ("kind", "category", "level", "titles", "texts", "areas", "channels", "starts_at",
-                  "expires_at", "send_at", "keep_diacritics", "exercise")
+                  "expires_at", "send_at", "keep_diacritics", "exercise", "spoken")
+
+
+def clean_spoken(spoken: dict[str, str] | None) -> dict[str, str] | None:
+    """Staff's spoken wording without empty languages; None when there is none."""
+    kept = {k: " ".join(v.split()) for k, v in (spoken or {}).items() if v and v.strip()}
+    return kept or None
 
 
 def content(alert: Alert | AlertVersion) -> dict[str, Any]:
     """Everything that decides what residents read and who gets it."""
     values = {name: getattr(alert, name) for name in CONTENT_FIELDS}
+    if values["spoken"] is None:
+        # Messages approved before calls existed keep the fingerprint they were approved with.
+        del values["spoken"]
     for name in ("starts_at", "expires_at", "send_at"):
         values[name] = values[name].isoformat() if values[name] is not None else None
     return values
@@ -198,8 +212,9 @@ def freeze(alert: Alert, approved_by: int | None, now: datetime) -> AlertVersion
 
 
 def active_channels(alert: Alert | AlertVersion) -> list[str]:
-    # Push only goes out when the gmina configured VAPID keys.
-    return [c for c in alert.channels if c != "push" or current_app.extensions.get("webpush") is not None]
+    # Push only goes out when the gmina configured VAPID keys, calls when it set up a number.
+    off = {c for c, ext in (("push", "webpush"), ("voice", "voice")) if current_app.extensions.get(ext) is None}
+    return [c for c in alert.channels if c not in off]
 
 
 def _chain_ids(alert: Alert) -> list[int]:

@@ -121,10 +121,10 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500,
     ).all()
     db.session.commit()
     # Step 2: what needs no provider, one UPDATE each.
-    known = [r.id for r in rows if r.channel == "sms" and r.provider_ref]
-    gone = [r.id for r in rows if r.channel == "sms" and not r.provider_ref and not r.phone]
-    pushes = [r.id for r in rows if r.channel != "sms"]
-    to_ask = [r for r in rows if r.channel == "sms" and not r.provider_ref and r.phone]
+    known = [r.id for r in rows if r.channel != "push" and r.provider_ref]
+    gone = [r.id for r in rows if r.channel != "push" and not r.provider_ref and not r.phone]
+    pushes = [r.id for r in rows if r.channel == "push"]
+    to_ask = [r for r in rows if r.channel != "push" and not r.provider_ref and r.phone]
     # Our own reference came back (a callback to ?d=<id>): the provider has it.
     settled = _settle(token, known, {"status": SENT}, "the provider had sent it ({ref}, reported by its callback)",
                       now)
@@ -138,32 +138,69 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500,
     for row in to_ask:
         if stop is not None and stop.is_set():
             break
-        key = (row.alert_id, row.language or "pl")
-        if key not in bodies:
-            alert = alerts.get(row.alert_id) or db.session.get(Alert, row.alert_id)
-            alerts[row.alert_id] = alert
-            bodies[key] = render.sms_body(alert, key[1])
         try:
-            found = [r for r in channel_for(row.provider).find_sent(row.phone, taken[row.id] - skew)
-                     if r.body == bodies[key]]
+            if row.channel == "voice":
+                found = _calls_placed(row, taken[row.id] - skew)
+            else:
+                found = _sms_sent(row, taken[row.id] - skew, alerts, bodies)
         except ProviderError as exc:
             # Cannot ask the provider now: the row's new lease expires, a later round asks again.
             log.warning("reconciling delivery %s: provider unavailable: %s", row.id, exc)
             continue
         if found:
-            # The wide window may reach an earlier message with the same text (another
-            # alert's): a SID another delivery already holds is not this one's.
-            held = set(db.session.scalars(select(Delivery.provider_ref).where(
-                Delivery.provider_ref.in_([r.provider_ref for r in found]), Delivery.id != row.id)))
-            found = [r for r in found if r.provider_ref not in held]
-        if found:
-            settled += _settle(token, [row.id], {"status": SENT, "provider_ref": found[0].provider_ref,
-                                                 "sent_at": found[0].created_at},
+            settled += _settle(token, [row.id], {"status": SENT, "provider_ref": found[0][0], "sent_at": found[0][1]},
                                "the provider had sent it ({ref})", now)
+        elif row.channel == "voice":
+            # Not placed: the claim's attempt did not happen, so it does not count.
+            settled += _settle(token, [row.id], {"status": PENDING, "next_attempt_at": now,
+                                                 "attempts": func.max(Delivery.attempts - 1, 0)
+                                                 if db.engine.dialect.name == "sqlite"
+                                                 else func.greatest(Delivery.attempts - 1, 0)},
+                               "the provider has no such call: queued again", now)
         else:
             settled += _settle(token, [row.id], {"status": PENDING, "next_attempt_at": now},
                                "the provider has no such message: queued again", now)
     return settled
+
+
+def _not_held(row: Any, refs: list[str]) -> set[str]:
+    """Of `refs`, those no other delivery holds and no delivery ever recorded: the wide
+    window may reach an earlier message with the same text, or an earlier call."""
+    if not refs:
+        return set()
+    held = set(db.session.scalars(select(Delivery.provider_ref).where(
+        Delivery.provider_ref.in_(refs), Delivery.id != row.id)))
+    if row.channel == "voice":
+        held |= set(db.session.scalars(select(DeliveryEvent.provider_ref).where(
+            DeliveryEvent.provider_ref.in_(refs))))
+    return set(refs) - held
+
+
+def _sms_sent(row: Any, since: datetime, alerts: dict[int, Alert],
+              bodies: dict[tuple[int, str], str]) -> list[tuple[str, datetime]]:
+    """(SID, time) of the SMS the provider sent this row since `since`, first first."""
+    key = (row.alert_id, row.language or "pl")
+    if key not in bodies:
+        alert = alerts.get(row.alert_id) or db.session.get(Alert, row.alert_id)
+        alerts[row.alert_id] = alert
+        bodies[key] = render.sms_body(alert, key[1])
+    found = [r for r in channel_for(row.provider).find_sent(row.phone, since) if r.body == bodies[key]]
+    free = _not_held(row, [r.provider_ref for r in found])
+    return [(r.provider_ref, r.created_at) for r in found if r.provider_ref in free]
+
+
+def _calls_placed(row: Any, since: datetime) -> list[tuple[str, datetime]]:
+    """(SID, time) of calls to the row's number since `since` that no delivery knows of.
+
+    A call carries no text to compare: two calls to one number from two deliveries that
+    were both lost in one crash cannot be told apart, and each delivery takes one of them.
+    """
+    voice = current_app.extensions.get("voice")
+    if voice is None:
+        raise ProviderError("calls are off: cannot ask about a call", reason="config")
+    found = voice.find_calls(row.phone, since)
+    free = _not_held(row, [r.provider_ref for r in found])
+    return [(r.provider_ref, r.created_at) for r in found if r.provider_ref in free]
 
 
 def reconcile_beside(app: Flask, every: float, stop: threading.Event) -> threading.Thread:

@@ -25,6 +25,7 @@ from alerts.models import DELIVERY_EXPIRED, CANCELLED, EXPIRED, SKIPPED, UPDATED
 from alerts.sms_text import count_segments
 from db import db
 from providers.sms import ProviderError, SmsMessage
+from providers.twilio_voice import CallRequest
 from subscribers.models import PushSubscription
 
 
@@ -72,6 +73,7 @@ class Job:
     sms: SmsMessage | None = None
     push: Any = None
     push_targets: list[tuple[int, dict[str, Any]]] | None = None
+    call: CallRequest | None = None
     skip: tuple[str, str] | None = None  # (status, reason)
 
 
@@ -91,7 +93,7 @@ def worker_name() -> str:
 
 class Sending:
     """The dispatcher's prepare/send half (mixed into alerts.dispatcher.Dispatcher, which
-    sets channels, router, webpush, limits, engine, optout, max_age)."""
+    sets channels, router, webpush, voice, limits, engine, optout, max_age)."""
 
     def prepare(self, jobs: list[Job], now: datetime) -> None:
         """Decide per job what goes out; texts are rendered once per (alert, language)."""
@@ -134,6 +136,8 @@ class Sending:
                         if hasattr(channel, "notify_url")
                         else f"{self.public_base}/webhooks/twilio/status?d={job.delivery_id}"),
                 )
+            elif job.channel == "voice":
+                self._prepare_call(job)
             else:
                 if self.webpush is None:
                     job.skip = (SKIPPED, "web push is off")
@@ -145,6 +149,25 @@ class Sending:
                 if key not in push_cache:
                     push_cache[key] = render.push_message(alert, job.language)
                 job.push = push_cache[key]
+
+    def _prepare_call(self, job: Job) -> None:
+        """A call reads its text from our TwiML URL once answered (alerts/calls.py); the
+        delivery id in every URL ties Twilio's webhooks to the row."""
+        if self.voice is None:
+            job.skip = (SKIPPED, "calls are off")
+            return
+        if not job.phone:
+            job.skip = (SKIPPED, "no phone")
+            return
+        spoken = None
+        if getattr(self.voice, "name", "") == "console":
+            from alerts import voice_text
+
+            spoken = " ".join(voice_text.message_parts(job.alert))
+        base, d = self.public_base, job.delivery_id
+        job.call = CallRequest(to=job.phone, url=f"{base}/webhooks/twilio/voice/answer?d={d}",
+                               status_callback=f"{base}/webhooks/twilio/voice/status?d={d}",
+                               ring_seconds=self.ring_seconds, spoken=spoken)
 
     def deadline(self, alert: Alert) -> datetime:
         """Until when a delivery of `alert` may still go out: its end, or, for an alert
@@ -179,6 +202,13 @@ class Sending:
             # is what it bills, so count it ourselves (alerts/sms_text.py counts exactly).
             segments = result.segments or count_segments(job.sms.body).segments
             return Outcome(job, provider_ref=result.provider_ref, segments=segments)
+        if job.channel == "voice":
+            assert job.call is not None
+            try:
+                placed = self.voice.place(job.call)
+            except ProviderError as exc:
+                return Outcome(job, error=exc)
+            return Outcome(job, provider_ref=placed.provider_ref)
         gone: list[str] = []
         delivered = 0
         last_error: ProviderError | None = None

@@ -393,8 +393,10 @@ _CAUGHT = (
 )
 
 
-def _classify(exc: BaseException, http: _HttpClient, action: str) -> ProviderError:
-    """Turn whatever the SDK or requests raised into a ProviderError (see module table)."""
+def _classify(exc: BaseException, http: _HttpClient, action: str,
+              codes: Mapping[int, tuple[bool, str]] = ERROR_CODES) -> ProviderError:
+    """Turn whatever the SDK or requests raised into a ProviderError (see module table;
+    `codes` is the table of the API called: Messages or Calls)."""
     if isinstance(exc, requests.RequestException) or isinstance(
         exc, (urllib3.exceptions.HTTPError, OSError)
     ):
@@ -425,8 +427,8 @@ def _classify(exc: BaseException, http: _HttpClient, action: str) -> ProviderErr
     message += f": {detail}"
     shown_code: int = twilio_code if twilio_code is not None else status
 
-    if twilio_code in ERROR_CODES:
-        permanent, reason = ERROR_CODES[twilio_code]
+    if twilio_code in codes:
+        permanent, reason = codes[twilio_code]
         retry_after = None
         if reason == "rate_limited":
             retry_after = _retry_after(response)

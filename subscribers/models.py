@@ -55,6 +55,10 @@ class Subscriber(db.Model):
     link_secret: Mapped[str | None] = mapped_column(String(32), default=new_link_secret)
     # Staff's own phones that receive exercise messages ("ĆWICZENIA").
     test_group: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Wants warnings read to them by a phone call (the categories' call_level say which).
+    voice: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The number is a landline: calls only, never an SMS.
+    landline: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     categories: Mapped[list[SubscriberCategory]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -87,6 +91,8 @@ class SubscriberCategory(db.Model):
         ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     min_level: Mapped[int] = mapped_column(SmallInteger, default=1)
+    # The lowest level that also rings the resident's phone (voice); None: no calls for it.
+    call_level: Mapped[int | None] = mapped_column(SmallInteger)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="categories")
 
@@ -150,7 +156,9 @@ class ConsentEvent(db.Model):
     areas: Mapped[list[str] | None] = mapped_column(JSON)
     language: Mapped[str | None] = mapped_column(String(2))
     consent_version: Mapped[str | None] = mapped_column(String(32))
-    source: Mapped[str] = mapped_column(String(16))  # web | api | sms | staff | provider
+    source: Mapped[str] = mapped_column(String(16))  # web | api | sms | voice | staff | paper | provider
+    # The paper form's number, for a registration staff typed in from one (source "paper").
+    reference: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     detail: Mapped[str | None] = mapped_column(Text)
@@ -193,6 +201,8 @@ class SmsOutbox(db.Model):
     verification_id: Mapped[int | None] = mapped_column(ForeignKey("verification.id", ondelete="CASCADE"),
                                                         index=True)
     to_phone: Mapped[str] = mapped_column(String(16))
+    # "sms", or "call": the body is read out by a phone call (a landline's code).
+    kind: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")
     body: Mapped[str] = mapped_column(Text)
     reference: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

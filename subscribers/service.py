@@ -7,12 +7,12 @@ result or the SubscriptionError. Every step that changes consent writes a Consen
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -41,9 +41,11 @@ log = logging.getLogger(__name__)
 class Origin:
     """Where a request came from, for the consent ledger and the rate limits."""
 
-    source: str  # web | api | sms | staff | provider
+    source: str  # web | api | sms | voice | staff | paper | provider
     ip: str | None = None
     user_agent: str | None = None
+    # The paper form's reference (source "paper").
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,46 @@ class Preferences:
     categories: dict[str, int]  # category code -> lowest level wanted (1-3)
     areas: tuple[str, ...]
     language: str
+    # Category code -> lowest level that also rings the phone; empty: no calls at all. Any
+    # resident with calls is called for every emergency too.
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+# What a resident who asks for calls is called about unless they choose: emergencies, and
+# weather and flood warnings from level 2 (the ones that say "act now").
+DEFAULT_CALL_LEVELS = {"emergency": 1, "weather": 2, "hydro": 2}
+
+
+def default_calls(categories: Iterable[str]) -> dict[str, int]:
+    """The default call levels for a resident who chose `categories` and wants calls."""
+    chosen = set(categories)
+    return {c: lvl for c, lvl in DEFAULT_CALL_LEVELS.items() if c in chosen or c == "emergency"}
+
+
+def parse_calls(wanted: bool, chosen: Iterable[str] | None, levels: dict[str, Any] | None,
+                categories: dict[str, int]) -> dict[str, int]:
+    """Which categories ring the phone: none unless `wanted`; `chosen` (a subset of the
+    categories, plus emergency) with their levels (default: the SMS level, at least the
+    DEFAULT_CALL_LEVELS one), or the defaults when nothing is chosen."""
+    if not wanted:
+        return {}
+    picked = [c for c in (chosen or []) if c]
+    if not picked:
+        return default_calls(categories)
+    calls: dict[str, int] = {}
+    for code in picked:
+        if code != "emergency" and code not in categories:
+            raise SubscriptionError("call_category_unknown", field="calls", value=code)
+        raw = (levels or {}).get(code)
+        try:
+            level = int(raw) if raw not in (None, "") else max(categories.get(code, 1),
+                                                              DEFAULT_CALL_LEVELS.get(code, 1))
+        except (TypeError, ValueError, OverflowError):
+            raise SubscriptionError("level_invalid", field=f"call_level_{code}") from None
+        if not 1 <= level <= 3:
+            raise SubscriptionError("level_invalid", field=f"call_level_{code}")
+        calls[code] = level if code in CATEGORIES and CATEGORIES[code].hazard else 1
+    return calls
 
 
 def municipality() -> Municipality:
@@ -110,8 +152,11 @@ def default_preferences(area: str | None = None, language: str | None = None) ->
 
 
 def current_preferences(subscriber: Subscriber) -> Preferences:
+    calls = {c.category: c.call_level for c in subscriber.categories if c.call_level is not None}
+    if subscriber.voice and "emergency" not in calls:
+        calls["emergency"] = 1
     return Preferences(categories=subscriber.category_levels(), areas=tuple(subscriber.area_codes()),
-                       language=subscriber.language)
+                       language=subscriber.language, calls=calls if subscriber.voice else {})
 
 
 def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
@@ -119,16 +164,25 @@ def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
     # new rows before deleting the old ones with the same primary key.
     db.session.execute(delete(SubscriberCategory).where(SubscriberCategory.subscriber_id == subscriber.id))
     db.session.execute(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber.id))
-    db.session.add_all(SubscriberCategory(subscriber_id=subscriber.id, category=c, min_level=lvl)
+    db.session.add_all(SubscriberCategory(subscriber_id=subscriber.id, category=c, min_level=lvl,
+                                          call_level=prefs.calls.get(c))
                        for c, lvl in prefs.categories.items())
     db.session.add_all(SubscriberArea(subscriber_id=subscriber.id, area=a) for a in prefs.areas)
     subscriber.language = prefs.language
+    subscriber.voice = bool(prefs.calls)
     db.session.flush()
     db.session.expire(subscriber, ["categories", "areas"])
 
 
+def calls_detail(calls: dict[str, int]) -> str:
+    """How the ledger writes which categories ring the phone: "calls: emergency, weather>=2"."""
+    return "calls: " + ", ".join(c if lvl <= 1 else f"{c}>={lvl}" for c, lvl in sorted(calls.items()))
+
+
 def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferences | None = None,
             detail: str | None = None, consent: bool = False) -> None:
+    if prefs is not None and prefs.calls:
+        detail = "; ".join(d for d in (detail, calls_detail(prefs.calls)) if d)
     db.session.add(ConsentEvent(
         subscriber_id=subscriber.id,
         action=action,
@@ -138,6 +192,7 @@ def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferen
         language=prefs.language if prefs else None,
         consent_version=CONSENT_VERSION if consent else None,
         source=origin.source,
+        reference=origin.reference,
         ip=origin.ip,
         user_agent=(origin.user_agent or "")[:400] or None,
         detail=detail,
@@ -198,6 +253,23 @@ def opt_in(subscriber: Subscriber, origin: Origin) -> bool:
     subscriber.status_reason = None
     _ledger(subscriber, "opt_in", origin, current_preferences(subscriber), consent=True)
     db.session.commit()
+    return True
+
+
+def stop_calls(subscriber: Subscriber, origin: Origin, detail: str | None = None) -> bool:
+    """No more calls (9 pressed in a call, or the manage page); SMS and push go on. A
+    landline has nothing else, so it leaves altogether. The caller commits. Returns False
+    when calls were already off."""
+    if not subscriber.voice:
+        return False
+    subscriber.voice = False
+    db.session.execute(update(SubscriberCategory).where(SubscriberCategory.subscriber_id == subscriber.id)
+                       .values(call_level=None))
+    _ledger(subscriber, "voice_opt_out", origin, detail=detail)
+    if subscriber.landline and subscriber.status == ACTIVE:
+        subscriber.status = OPTED_OUT
+        subscriber.opted_out_at = utcnow()
+        _ledger(subscriber, "opt_out", origin, detail="a landline without calls gets nothing")
     return True
 
 
@@ -284,11 +356,13 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
             "opted_out_at": _iso(subscriber.opted_out_at),
             "categories": subscriber.category_levels(),
             "areas": subscriber.area_codes(),
+            "landline": subscriber.landline,
+            "calls": current_preferences(subscriber).calls,
         },
         "consent_history": [
             {"action": e.action, "at": _iso(e.created_at), "source": e.source, "categories": e.categories,
              "areas": e.areas, "language": e.language, "consent_version": e.consent_version,
-             "ip": e.ip, "user_agent": e.user_agent, "detail": e.detail}
+             "ip": e.ip, "user_agent": e.user_agent, "detail": e.detail, "paper_form": e.reference}
             for e in events
         ],
         "verification_codes": [

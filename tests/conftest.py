@@ -19,6 +19,7 @@ from app import create_app
 from db import db
 from tests.fakes.smsapi_api import FakeSmsapi
 from tests.fakes.twilio_api import FakeTwilio
+from tests.fakes.twilio_voice import FakeTwilioVoice
 
 
 # live_server, chromium_browser and page: one session-wide Playwright for every module.
@@ -103,7 +104,8 @@ def _empty_tables() -> None:
 
 @pytest.fixture(scope="session")
 def fake_twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
+    # Messages and Calls: one fake Twilio API, as one account's TWILIO_API_BASE serves both.
+    with FakeTwilioVoice() as fake:
         yield fake
 
 

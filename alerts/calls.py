@@ -1,0 +1,108 @@
+"""The voice webhooks Twilio calls during and after a call: thin views over
+alerts/call_outcome.py (what happened) and alerts/voice_text.py (what is said).
+
+    POST /webhooks/twilio/voice/answer?d=<delivery>   the call was answered: TwiML to play
+    POST /webhooks/twilio/voice/gather?d=<delivery>   a key was pressed: TwiML to go on with
+    POST /webhooks/twilio/voice/status?d=<delivery>   the call ended: 204
+
+Each is signature-checked like the SMS webhooks (403, and nothing changed, otherwise). A
+call that is none of the delivery's is answered politely and changes nothing.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from alerts import call_outcome, voice_text
+from alerts.call_outcome import CURRENT
+from db import db, utcnow
+from providers.twilio_voice import CallReport, Voice, message_twiml, parse_report, say_twiml
+from webhook_checks import require_twilio_signature
+
+bp = Blueprint("calls", __name__, url_prefix="/webhooks/twilio/voice")
+
+
+def _voice() -> Voice:
+    cfg = current_app.config
+    return Voice(cfg.get("VOICE_NAME") or "Polly.Ola-Neural", cfg.get("VOICE_LANGUAGE") or "pl-PL")
+
+
+def _twiml(xml: str) -> Response:
+    return Response(xml, mimetype="text/xml")
+
+
+def _report() -> CallReport:
+    channel = current_app.extensions.get("voice")
+    if channel is None:
+        abort(404)
+    require_twilio_signature(channel)
+    report = parse_report(request.form)
+    if report is None:
+        abort(400)
+    return report
+
+
+def _url(endpoint: str, delivery_id: int) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/webhooks/twilio/voice/{endpoint}?d={delivery_id}"
+
+
+def _message(delivery_id: int, alert) -> str:  # noqa: ANN001 - an Alert
+    return message_twiml(_voice(), voice_text.message_parts(alert), voice_text.menu(), _url("gather", delivery_id),
+                         voice_text.phrase("goodbye"))
+
+
+@bp.post("/answer")
+def voice_answer() -> Response:
+    report = _report()
+    delivery, relation = call_outcome.find(request.args.get("d"), report)
+    if delivery is None or relation != CURRENT:
+        db.session.rollback()
+        return _twiml(say_twiml(_voice(), [voice_text.phrase("not_found")]))
+    play = call_outcome.answered(delivery, report, utcnow())
+    alert = delivery.alert
+    if play == "gone":
+        xml = say_twiml(_voice(), [voice_text.phrase("not_found")])
+    elif play == "voicemail":
+        xml = say_twiml(_voice(), voice_text.voicemail_parts(alert))
+    else:
+        xml = _message(delivery.id, alert)
+    db.session.commit()
+    return _twiml(xml)
+
+
+@bp.post("/gather")
+def voice_gather() -> Response:
+    report = _report()
+    delivery, relation = call_outcome.find(request.args.get("d"), report)
+    # A confirmation (or a 9) from an earlier call of the delivery still counts: Twilio may
+    # retry the key's webhook after the call's end already queued the next call.
+    decisive = (report.digits or "")[:1] in ("1", "9")
+    if delivery is None or relation != CURRENT and not decisive:
+        db.session.rollback()
+        return _twiml(say_twiml(_voice(), [voice_text.phrase("goodbye")]))
+    said = call_outcome.key_pressed(delivery, report, utcnow())
+    alert = delivery.alert
+    if said == "confirmed":
+        xml = say_twiml(_voice(), [voice_text.phrase("confirmed")])
+    elif said == "opted_out":
+        xml = say_twiml(_voice(), [voice_text.phrase("opted_out")])
+    elif said == "repeat":
+        xml = _message(delivery.id, alert)
+    else:
+        xml = message_twiml(_voice(), [], voice_text.menu(), _url("gather", delivery.id), voice_text.phrase("goodbye"))
+    db.session.commit()
+    return _twiml(xml)
+
+
+@bp.post("/status")
+def voice_status() -> Response:
+    report = _report()
+    now = utcnow()
+    delivery, relation = call_outcome.find(request.args.get("d"), report)
+    if delivery is not None and relation == CURRENT:
+        call_outcome.ended(delivery, report, now)
+    else:
+        # An earlier call of the delivery, or none of ours: kept for the record, acted on never.
+        call_outcome.record_event(delivery, report, report.status, now, detail="not the delivery's current call")
+    db.session.commit()
+    return Response(status=204)

@@ -1,0 +1,336 @@
+"""Voice calls end to end: the real twilio SDK places calls on the fake Twilio Voice, whose
+phone network answers, presses keys and calls our signed webhooks on a live server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from alerts import publish as lifecycle
+from alerts.call_outcome import poll_calls
+from alerts.dispatcher import Dispatcher
+from alerts.models import Alert, Delivery, DeliveryEvent
+from db import db, utcnow
+from population import phone_for, seed
+from subscribers.models import ConsentEvent, Subscriber
+from tests.fakes.twilio_voice import FakeTwilioVoice
+from tests.parallel import at_once, serve  # noqa: F401 - the fixture
+from tests.test_delivery import alert, drain
+from tests.test_quiet_hours_staff import quiet_now
+from webhook_checks import WebhookRefusal
+
+GMINA_NUMBER = "+48338100200"
+
+
+@pytest.fixture
+def calls(serve, twilio):  # noqa: ANN001, ANN201, F811
+    """An app that places calls through the fake Twilio, served live so the fake's phone
+    network can call its webhooks. Yields (app, base URL)."""
+    from flask import current_app
+
+    base = serve(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM=GMINA_NUMBER, VOICE_CALLS_PER_SECOND=0)
+    return current_app._get_current_object(), base
+
+
+def voice_deliveries() -> list[Delivery]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Delivery).where(Delivery.channel == "voice").order_by(Delivery.id)))
+
+
+def one_call(twilio: FakeTwilioVoice, app) -> str:  # noqa: ANN001
+    """Dispatch and return the SID of the single call placed."""
+    before = len(twilio.calls)
+    drain(app)
+    placed = twilio.calls[before:]
+    assert len(placed) == 1, placed
+    return placed[0]["sid"]
+
+
+def later(minutes: float = 5) -> None:
+    """Time passes: every delivery waiting for its next call is due `minutes` earlier, and
+    every message ends `minutes` earlier."""
+    for delivery in db.session.scalars(select(Delivery).where(Delivery.status == "pending")):
+        delivery.next_attempt_at -= timedelta(minutes=minutes)
+    for message in db.session.scalars(select(Alert).where(Alert.expires_at.is_not(None))):
+        message.expires_at -= timedelta(minutes=minutes)
+    db.session.commit()
+
+
+def test_a_call_reads_the_warning_in_polish_and_1_confirms_it(calls, twilio):
+    app, base = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    a = alert(level=2, channels=("sms", "voice"), title="Burze 2. stopnia",
+              text="Od 14:00 do 20:00 burze z gradem, wiatr do 90 km/h. Więcej: https://meteo.imgw.pl")
+    assert lifecycle.publish(a) == {"sms": 1, "voice": 1}
+    sid = one_call(twilio, app)
+    call = twilio.call(sid)
+    assert (call["To"], call["From"]) == (phone_for(0), GMINA_NUMBER)
+    assert call["Url"].startswith(f"{base}/webhooks/twilio/voice/answer?d=")
+    assert call["StatusCallback"].startswith(f"{base}/webhooks/twilio/voice/status?d=")
+    assert call["MachineDetection"] == "DetectMessageEnd"
+    assert voice_deliveries()[0].status == "sent"
+
+    heard = twilio.ring(sid, "human", keys=["1"])
+    assert heard.answers == [200, 200]
+    assert {(v, lang) for v, lang, _ in heard.said} == {("Polly.Ola-Neural", "pl-PL")}
+    text = heard.text
+    assert "Komunikat Gminy Kozy." in text
+    assert "Burze drugiego stopnia" in text
+    assert "od czternastej do dwudziestej" in text.lower()
+    assert "do dziewięćdziesięciu kilometrów na godzinę" in text
+    assert "http" not in text and "14:00" not in text
+    assert "Naciśnij 1, aby potwierdzić. Naciśnij 2, aby odsłuchać ponownie. Naciśnij 9, aby nie otrzymywać " \
+           "więcej połączeń." in text
+    assert text.endswith("Dziękujemy, potwierdzenie zapisane. Do widzenia.")
+
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome, delivery.attempts) == ("delivered", "confirmed", 1)
+    # Confirmed: never called again, whatever the time.
+    later(60)
+    drain(app)
+    assert len(twilio.calls) == 1
+    # The SMS went too: the resident has a mobile.
+    assert [m["To"] for m in twilio.messages] == [phone_for(0)]
+
+
+def test_2_reads_the_message_again_and_9_stops_calls_in_the_ledger(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("sms", "voice")))
+    heard = twilio.ring(one_call(twilio, app), "human", keys=["2", "9"])
+    assert heard.text.count("Burze z gradem") == 2
+    assert heard.text.endswith("Nie będziemy już do Ciebie dzwonić. Aby znów otrzymywać połączenia, skontaktuj się "
+                               "z urzędem gminy. Do widzenia.")
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome) == ("delivered", "opted_out")
+    resident = db.session.scalar(select(Subscriber))
+    assert resident.voice is False and resident.status == "active"  # SMS go on
+    event = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "voice_opt_out"))
+    assert event.source == "voice" and "pressed 9" in event.detail
+
+    # The next warning comes by SMS only.
+    assert lifecycle.publish(alert(level=3, channels=("sms", "voice"))) == {"sms": 1, "voice": 0}
+
+
+def test_a_landline_gets_calls_only_and_leaves_altogether_with_9(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 1}, landline=True)
+    assert lifecycle.publish(alert(level=1, channels=("sms", "voice"))) == {"sms": 0, "voice": 1}
+    twilio.ring(one_call(twilio, app), "human", keys=["9"])
+    assert twilio.messages == []
+    resident = db.session.scalar(select(Subscriber))
+    assert (resident.voice, resident.status) == (False, "opted_out")
+
+
+def test_an_answering_machine_gets_the_shorter_voicemail_and_no_more_calls(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"hydro": 1}, areas=["KOZY"], calls={"hydro": 2})
+    long_text = ("Przekroczenie stanu alarmowego na rzece Białej. Wody przybywa. "
+                 + "Mieszkańcy ulic nad rzeką powinni przenieść dobytek wyżej i przygotować się do ewakuacji. " * 3)
+    lifecycle.publish(alert(category="hydro", level=3, channels=("voice",), title="Stan alarmowy", text=long_text))
+    heard = twilio.ring(one_call(twilio, app), "machine")
+    assert heard.keys == [] and "Naciśnij" not in heard.text
+    assert heard.text.endswith("Pełna treść jest na stronie internetowej gminy.")
+    assert heard.text.count("przenieść dobytek") < 3  # shorter than the message
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome) == ("delivered", "voicemail")
+    later(60)
+    drain(app)
+    assert len(twilio.calls) == 1
+
+
+def test_busy_is_called_again_5_minutes_later_and_then_answered(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    twilio.ring(one_call(twilio, app), "busy")
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome, delivery.provider_ref) == ("pending", "busy", None)
+    wait = (delivery.next_attempt_at - utcnow()).total_seconds()
+    assert 280 < wait <= 300
+    drain(app)
+    assert len(twilio.calls) == 1  # not yet
+    later(5)
+    second = one_call(twilio, app)
+    twilio.ring(second, "human", keys=["1"])
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome, delivery.attempts, delivery.provider_ref) == (
+        "delivered", "confirmed", 2, second)
+
+
+def test_three_unanswered_calls_at_most_and_an_answer_without_1_is_retried(calls, twilio):
+    app, _ = calls
+    seed(2, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    drain(app)
+    first, second = twilio.calls
+    twilio.ring(first["sid"], "no-answer")
+    twilio.ring(second["sid"], "human")  # listened, pressed nothing
+    for _ in range(2):
+        later(5)
+        drain(app)
+        for call in twilio.calls[-2:]:
+            twilio.ring(call["sid"], "no-answer" if call["To"] == first["To"] else "human")
+    assert len(twilio.calls) == 6
+    later(60)
+    drain(app)
+    assert len(twilio.calls) == 6
+    by_phone = {d.subscriber_id: (d.status, d.outcome, d.attempts) for d in voice_deliveries()}
+    assert sorted(by_phone.values()) == [("delivered", "answered", 3), ("undelivered", "no_answer", 3)]
+
+
+def test_no_call_goes_past_the_message_s_end(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",), expires_in=timedelta(minutes=7)))
+    twilio.ring(one_call(twilio, app), "busy")
+    later(5)
+    twilio.ring(one_call(twilio, app), "busy")
+    # A third call would be 10 minutes in: past the end, so the second was the last.
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome, delivery.attempts) == ("undelivered", "busy", 2)
+
+
+def test_a_forged_gather_or_status_is_refused_and_changes_nothing(calls, twilio):
+    app, base = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    sid = one_call(twilio, app)
+    [delivery] = voice_deliveries()
+    fields = {"CallSid": sid, "AccountSid": twilio.account_sid, "CallStatus": "in-progress", "Digits": "1",
+              "From": GMINA_NUMBER, "To": phone_for(0)}
+    url = f"{base}/webhooks/twilio/voice/gather?d={delivery.id}"
+    assert twilio.post_signed(url, fields, signature="forged").status_code == 403
+    # Signed for another URL (another delivery) is forged too.
+    other = twilio.post_signed(url, fields, signature=FakeTwilioVoice(auth_token="other").auth_token)
+    assert other.status_code == 403
+    status_url = f"{base}/webhooks/twilio/voice/status?d={delivery.id}"
+    assert twilio.post_signed(status_url, {**fields, "CallStatus": "busy"}, signature="x").status_code == 403
+    unsigned = twilio.post_signed(url, fields, signature="")
+    assert unsigned.status_code == 403
+    [after] = voice_deliveries()
+    assert (after.status, after.outcome) == ("sent", None)
+    assert db.session.scalar(select(func.sum(WebhookRefusal.count))) == 4
+    # A real key press still works afterwards.
+    twilio.ring(sid, "human", keys=["1"])
+    assert voice_deliveries()[0].outcome == "confirmed"
+
+
+def test_a_signed_webhook_for_a_call_that_is_not_the_delivery_s_changes_nothing(calls, twilio):
+    app, base = calls
+    seed(2, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    drain(app)
+    mine, theirs = voice_deliveries()
+    # Twilio's signature, but the CallSid of the other resident's call.
+    fields = {"CallSid": theirs.provider_ref, "AccountSid": twilio.account_sid, "CallStatus": "in-progress",
+              "Digits": "1", "From": GMINA_NUMBER, "To": phone_for(0)}
+    answer = twilio.post_signed(f"{base}/webhooks/twilio/voice/gather?d={mine.id}", fields)
+    assert answer.status_code == 200 and "<Hangup" in answer.text
+    assert [(d.status, d.outcome) for d in voice_deliveries()] == [("sent", None), ("sent", None)]
+
+
+def test_a_key_press_and_the_end_of_the_call_at_the_same_instant_count_once(calls, twilio):
+    app, base = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    sid = one_call(twilio, app)
+    [delivery] = voice_deliveries()
+    common = {"CallSid": sid, "AccountSid": twilio.account_sid, "From": GMINA_NUMBER, "To": phone_for(0)}
+    requests_ = [
+        (f"{base}/webhooks/twilio/voice/gather?d={delivery.id}", {**common, "CallStatus": "in-progress",
+                                                                   "Digits": "1"}),
+        (f"{base}/webhooks/twilio/voice/status?d={delivery.id}", {**common, "CallStatus": "completed",
+                                                                   "CallDuration": "40"}),
+    ] * 4  # each twice over: Twilio retries webhooks
+    answers = at_once(len(requests_), lambda i: twilio.post_signed(*requests_[i]).status_code)
+    assert sorted(set(answers)) == [200, 204]
+    [delivery] = voice_deliveries()
+    # Either order ends in one final state, and no further call is queued.
+    assert delivery.status == "delivered" and delivery.outcome in ("confirmed", "answered")
+    later(60)
+    drain(app)
+    assert len(twilio.calls) == 1
+
+
+def test_a_lost_status_callback_is_settled_by_asking_twilio(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    sid = one_call(twilio, app)
+    twilio.ring(sid, "busy", callback=False)
+    assert poll_calls() == 0  # too recent to be over
+    db.session.execute(update(Delivery).values(sent_at=utcnow() - timedelta(minutes=15)))
+    db.session.commit()
+    assert poll_calls() == 1
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome) == ("pending", "busy")
+    assert db.session.scalar(select(DeliveryEvent.source).where(DeliveryEvent.status == "busy")) == "poll"
+
+
+def test_a_message_withdrawn_before_the_call_is_answered_is_not_read(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    a = alert(level=2, channels=("voice",))
+    lifecycle.publish(a)
+    sid = one_call(twilio, app)
+    cancel = lifecycle.follow_up(a, "cancel", lifecycle.Draft(category="weather", titles={"pl": "Odwołanie"},
+                                                               texts={"pl": "Burze odwołane."}))
+    lifecycle.publish(cancel)
+    heard = twilio.ring(sid, "human", keys=["1"])
+    assert heard.text == "Ten komunikat nie jest już aktualny. Do widzenia."
+    first = db.session.get(Delivery, voice_deliveries()[0].id)
+    assert first.status == "skipped"
+
+
+def test_who_is_called(calls, twilio):
+    app, _ = calls
+    wants_2 = seed(3, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, start=0)
+    seed(3, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 3}, start=10)  # level 3 only
+    seed(3, categories={"weather": 1}, areas=["KOZY"], start=20)  # no calls
+    landline = seed(2, categories={"official": 1}, areas=["KOZY"], calls={"official": 1}, landline=True, start=30)
+    assert lifecycle.publish(alert(level=2, channels=("sms", "voice"))) == {"sms": 9, "voice": 3}
+    emergency = alert(category="emergency", level=None, channels=("sms", "voice"), title="Ewakuacja",
+                      text="Opuść dom.")
+    # Every resident who wants calls, whatever the category; landlines get no SMS.
+    assert lifecycle.publish(emergency) == {"sms": 9, "voice": 8}
+    called = set(db.session.scalars(select(Delivery.subscriber_id).where(Delivery.channel == "voice",
+                                                                          Delivery.alert_id == emergency.id)))
+    assert set(wants_2) <= called and set(landline) <= called
+
+
+def test_a_routine_call_waits_out_the_quiet_hours_an_emergency_rings_at_once(make_app, serve, twilio):  # noqa: F811
+    setting, _ends = quiet_now()
+    from flask import current_app
+
+    serve(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM=GMINA_NUMBER, VOICE_CALLS_PER_SECOND=0, QUIET_HOURS=setting)
+    app = current_app._get_current_object()
+    seed(1, categories={"official": 1}, areas=["KOZY"], calls={"official": 1})
+    lifecycle.publish(alert(category="official", level=None, channels=("voice",), title="Zebranie",
+                            text="Zebranie wiejskie w czwartek."))
+    drain(app)
+    assert twilio.calls == []
+    lifecycle.publish(alert(category="emergency", level=None, channels=("voice",), title="Ewakuacja",
+                            text="Opuść dom."))
+    drain(app)
+    assert len(twilio.calls) == 1
+
+
+def test_the_dispatcher_places_calls_within_the_rate(calls, twilio):
+    app, _ = calls
+    seed(3, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    app.config["VOICE_CALLS_PER_SECOND"] = 5
+    import time
+
+    dispatcher = Dispatcher(app)
+    started = time.monotonic()
+    try:
+        while dispatcher.run_once():
+            pass
+    finally:
+        dispatcher.close()
+    assert len(twilio.calls) == 3
+    assert time.monotonic() - started < 5
