@@ -123,3 +123,44 @@ def test_two_dispatchers_at_once_never_send_one_delivery_twice(app, twilio, tmp_
     claimed_by = db.session.scalars(select(Delivery.claimed_by).distinct()).all()
     assert len(claimed_by) == 2, "both dispatchers should have taken a share of the work"
     assert set(db.session.scalars(select(Delivery.status).distinct())) == {"sent"}
+
+
+@pytest.mark.slow
+def test_a_dispatcher_killed_in_the_middle_of_a_call_batch_calls_everyone_exactly_once(make_app, twilio, tmp_path):
+    app = make_app(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200")
+    seed(2_000, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, landline=True)
+    assert lifecycle.publish(alert(level=2, channels=("sms", "voice"))) == {"sms": 0, "voice": 2_000}
+    twilio.delay(0.02)
+    env = dispatcher_env(app, twilio, DISPATCH_CONCURRENCY="32", DISPATCH_BATCH_SIZE="200",
+                         VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200", VOICE_CALLS_PER_SECOND="0")
+    first = start_dispatcher(env, log=tmp_path / "first.log")
+    try:
+        wait_until(lambda: (len(twilio.calls) >= 600 and 40 <= len(twilio.calls) % 200 <= 160)
+                   or first.poll() is not None, 120, "600 calls and a batch half placed")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        output = finish(first, tmp_path / "first.log", 10)
+    assert first.returncode == -signal.SIGKILL, output
+    twilio.delay(0)
+    placed_before_restart = len(twilio.calls)
+    db.session.expire_all()
+    stuck = db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sending"))
+    assert stuck > 0 and placed_before_restart < 2_000
+
+    second = start_dispatcher({**env, "DISPATCH_STALE_SECONDS": "0"}, "--once", log=tmp_path / "second.log")
+    output = finish(second, tmp_path / "second.log", 300)
+    assert second.returncode == 0, output
+
+    per_phone = Counter(c["To"] for c in twilio.calls)
+    assert set(per_phone) == {phone_for(n) for n in range(2_000)}  # nobody lost
+    assert max(per_phone.values()) == 1, [p for p, n in per_phone.items() if n > 1][:5]  # nobody twice
+    db.session.expire_all()
+    assert set(db.session.scalars(select(Delivery.status).distinct())) == {"sent"}
+    # Every row holds the SID of its own call.
+    refs = dict(db.session.execute(select(Delivery.provider_ref, Delivery.id)).all())
+    assert set(refs) == {c["sid"] for c in twilio.calls}
+    found = db.session.scalar(select(func.count()).select_from(DeliveryEvent).where(
+        DeliveryEvent.source == "reconcile", DeliveryEvent.status == "sent"))
+    assert found > 0
+    # A call found at Twilio counted as the attempt it was; one never placed did not count.
+    assert set(db.session.scalars(select(Delivery.attempts).distinct())) == {1}
