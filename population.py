@@ -21,10 +21,10 @@ def phone_for(n: int) -> str:
 
 def seed(count: int, *, categories: dict[str, int], areas: Sequence[str], start: int = 0,
          status: str = ACTIVE, language: str = "pl", area_of=None,  # noqa: ANN001
-         calls: dict[str, int] | None = None, landline: bool = False) -> list[int]:
+         calls: dict[str, int] | None = None, voice_only: bool = False) -> list[int]:
     """Insert `count` residents with the same choice (or `area_of(n) -> [areas]`) and return
-    their ids. `calls` (category -> level) makes them want calls too; a `landline` gets
-    calls only. Runs in chunks so memory stays flat for a million rows."""
+    their ids. `calls` (category -> level) makes them want calls too; `voice_only` ones
+    (landlines) get calls only. Runs in chunks so memory stays flat for a million rows."""
     calls = calls or {}
     now = utcnow()
     ids: list[int] = []
@@ -32,7 +32,7 @@ def seed(count: int, *, categories: dict[str, int], areas: Sequence[str], start:
         numbers = range(chunk_start, min(start + count, chunk_start + CHUNK))
         db.session.execute(insert(Subscriber), [
             {"phone": phone_for(n), "language": language, "status": status, "created_at": now,
-             "verified_at": now, "link_version": 1, "voice": bool(calls), "landline": landline}
+             "verified_at": now, "link_version": 1, "voice": bool(calls), "voice_only": voice_only}
             for n in numbers])
         phones = [phone_for(n) for n in numbers]
         rows = db.session.execute(select(Subscriber.id, Subscriber.phone).where(

@@ -7,7 +7,7 @@ whatever their categories.
 
 Calls (``voice``) go to residents who asked for them, for the categories they want called
 about from the level they chose (``call_level``; by default weather and hydro from level 2),
-and for every emergency. A landline gets calls only, never an SMS.
+and for every emergency. A resident with calls only (``voice_only``: a landline) never gets an SMS.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def reachable(channel: str) -> Select:
     """Active residents who can be reached on `channel`."""
     query = select(Subscriber.id).where(Subscriber.status == ACTIVE)
     if channel == "sms":
-        return query.where(Subscriber.phone.is_not(None), Subscriber.landline.is_(False))
+        return query.where(Subscriber.phone.is_not(None), Subscriber.voice_only.is_(False))
     if channel == "voice":
         return query.where(Subscriber.phone.is_not(None), Subscriber.voice.is_(True))
     return query.where(Subscriber.id.in_(select(PushSubscription.subscriber_id)))

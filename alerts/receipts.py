@@ -81,7 +81,7 @@ def _act_on_resident(delivery: Delivery, code: int | None) -> None:
     if code in OPTED_OUT_CODES:
         service.opt_out(subscriber, service.Origin("provider"), detail=f"provider error {code}")
     elif code in UNREACHABLE_CODES:
-        service.deactivate(subscriber, UNREACHABLE_CODES[code], service.Origin("provider"))
+        service.sms_unreachable(subscriber, UNREACHABLE_CODES[code], service.Origin("provider"))
 
 
 @bp.post("/status")

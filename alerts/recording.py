@@ -47,7 +47,7 @@ class Recording:
         changes: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         opted_out: set[int] = set()
-        unreachable: dict[int, str] = {}
+        unreachable: dict[int, tuple[str, str]] = {}
         gone_push: list[str] = []
         for job in skipped:
             status, reason = job.skip  # type: ignore[misc]
@@ -82,7 +82,7 @@ class Recording:
                 if err.reason == "opted_out" and job.subscriber_id:
                     opted_out.add(job.subscriber_id)
                 elif err.reason in ("invalid_number", "landline") and job.subscriber_id:
-                    unreachable[job.subscriber_id] = f"{err.reason} ({code})"
+                    unreachable[job.subscriber_id] = (f"{err.reason} ({code})", job.channel)
             elif getattr(err, "ambiguous", False):
                 # The provider may have taken it: reconcile before any resend (no duplicates).
                 change["status"] = UNCERTAIN
@@ -130,7 +130,8 @@ class Recording:
         db.session.commit()
         self._act_on_residents(opted_out, unreachable, gone_push)
 
-    def _act_on_residents(self, opted_out: set[int], unreachable: dict[int, str], gone_push: list[str]) -> None:
+    def _act_on_residents(self, opted_out: set[int], unreachable: dict[int, tuple[str, str]],
+                          gone_push: list[str]) -> None:
         """Permanent provider answers change the resident, so we stop paying for failures."""
         from subscribers import service
         from subscribers.push import remove_endpoint
@@ -143,7 +144,10 @@ class Recording:
             subscriber = db.session.get(Subscriber, sid)
             if subscriber is not None:
                 service.opt_out(subscriber, origin, detail="the SMS provider reports an opt-out (21610)")
-        for sid, reason in unreachable.items():
+        for sid, (reason, channel) in unreachable.items():
             subscriber = db.session.get(Subscriber, sid)
             if subscriber is not None and subscriber.status == ACTIVE:
-                service.deactivate(subscriber, reason, origin)
+                if channel == "sms":
+                    service.sms_unreachable(subscriber, reason, origin)
+                else:
+                    service.deactivate(subscriber, reason, origin)

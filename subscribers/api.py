@@ -6,6 +6,7 @@ Errors are ``{"error": <stable code>, "message": <text in the asked language>, "
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -84,7 +85,29 @@ def _preferences(data: dict[str, Any]) -> service.Preferences:
     areas = data.get("areas")
     if areas is not None and (not isinstance(areas, list) or not all(isinstance(a, str) for a in areas)):
         raise SubscriptionError("bad_request", field="areas")
-    return service.parse_preferences(names, levels, areas, data.get("language"))
+    prefs = service.parse_preferences(names, levels, areas, data.get("language"))
+    return _with_calls(prefs, data)
+
+
+def _with_calls(prefs: service.Preferences, data: dict[str, Any]) -> service.Preferences:
+    """`calls`: true (the defaults), a list of categories, or {category: lowest level};
+    `calls_only`: true for calls and never an SMS (a landline)."""
+    calls, only = data.get("calls"), data.get("calls_only", False)
+    if not isinstance(only, bool):
+        raise SubscriptionError("bad_request", field="calls_only")
+    if calls in (None, False, [], {}) and not only:
+        return prefs
+    if not service.calls_enabled():
+        raise SubscriptionError("calls_unavailable", field="calls")
+    if calls in (None, True, False, [], {}):
+        chosen, levels = [], None
+    elif isinstance(calls, list) and all(isinstance(c, str) for c in calls):
+        chosen, levels = calls, None
+    elif isinstance(calls, dict):
+        chosen, levels = list(calls), calls
+    else:
+        raise SubscriptionError("bad_request", field="calls")
+    return replace(prefs, calls=service.parse_calls(True, chosen, levels, prefs.categories), voice_only=only)
 
 
 @bp.post("/subscriptions")
@@ -128,8 +151,10 @@ def _subscriber_for(token: str):  # noqa: ANN202
 
 
 def _state(subscriber) -> dict[str, Any]:  # noqa: ANN001
+    prefs = service.current_preferences(subscriber)
     return {"status": subscriber.status, "categories": subscriber.category_levels(),
-            "areas": subscriber.area_codes(), "language": subscriber.language}
+            "areas": subscriber.area_codes(), "language": subscriber.language, "calls": prefs.calls,
+            "calls_only": prefs.voice_only}
 
 
 @bp.get("/subscriptions/<token>")

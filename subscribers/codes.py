@@ -28,10 +28,10 @@ from sqlalchemy import case, func, select, update
 
 from db import db, utcnow
 from i18n import translate
-from subscribers import outbox, ratelimit
+from subscribers import outbox, ratelimit, service
 from subscribers.errors import SubscriptionError
 from subscribers.models import ACTIVE, OPTED_OUT, Subscriber, Verification
-from subscribers.phone import normalize_phone, number_prefix
+from subscribers.phone import is_landline, normalize_phone, number_prefix
 from subscribers.service import (
     Origin,
     Preferences,
@@ -105,8 +105,9 @@ def _charge(phone: str, origin: Origin, now: datetime) -> None:
 
 
 def _store_code(phone: str, subscriber: Subscriber | None, purpose: str, payload: dict[str, Any],
-                now: datetime) -> None:
-    """Void the number's older codes and store a new one; queue its text to a resident.
+                now: datetime, *, by_call: bool = False) -> None:
+    """Void the number's older codes and store a new one; queue its text (or, `by_call`,
+    a call that reads it twice) to a resident.
 
     With no subscriber the row is a decoy: same statements, nothing queued, a hash that no
     six digits match. The caller commits.
@@ -129,10 +130,29 @@ def _store_code(phone: str, subscriber: Subscriber | None, purpose: str, payload
     db.session.flush()
     if subscriber is None:
         return
+    if by_call:
+        from alerts import voice_text
+
+        outbox.enqueue(phone, "\n".join(voice_text.code_parts(code)), f"verification-{verification.id}",
+                       verification.expires_at, subscriber_id=subscriber.id, verification_id=verification.id,
+                       kind="call")
+        return
     lang = payload.get("language") or subscriber.language
     body = translate("sms.code", lang, code=code, gmina=municipality().name, minutes=ttl // 60)
     outbox.enqueue(phone, body, f"verification-{verification.id}", verification.expires_at,
                    subscriber_id=subscriber.id, verification_id=verification.id)
+
+
+def signup_phone(phone_raw: object, *, voice_only: bool) -> str:
+    """The number of a sign-up in E.164. A landline is accepted for calls only; asked for
+    SMS, it is refused with ``phone_landline`` (which says calls would work) where the gmina
+    makes calls, and as ``phone_not_mobile`` where it does not."""
+    regions = current_app.config["ALLOWED_PHONE_REGIONS"]
+    calls = service.calls_enabled()
+    phone = normalize_phone(phone_raw, regions, landline=calls)
+    if calls and not voice_only and is_landline(phone):
+        raise SubscriptionError("phone_landline", field="phone")
+    return phone
 
 
 def request_subscription(phone_raw: str | None, prefs: Preferences, consent: bool, origin: Origin) -> str:
@@ -144,13 +164,13 @@ def request_subscription(phone_raw: str | None, prefs: Preferences, consent: boo
     """
     if not consent:
         raise SubscriptionError("consent_required", field="consent")
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
+    phone = signup_phone(phone_raw, voice_only=prefs.voice_only)
     now = utcnow()
     _charge(phone, origin, now)
     subscriber = subscriber_for_signup(phone, prefs.language)
     _ledger(subscriber, "subscribe", origin, prefs, consent=True)
-    payload = {"categories": prefs.categories, "areas": list(prefs.areas), "language": prefs.language}
-    _store_code(phone, subscriber, "subscribe", payload, now)
+    # Calls only: the code is read out by a call (a landline cannot get the SMS).
+    _store_code(phone, subscriber, "subscribe", prefs.as_payload(), now, by_call=prefs.voice_only)
     db.session.commit()
     return phone
 
@@ -162,7 +182,9 @@ def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
     subscribed (or left and may come back) is texted. A request within the resend wait
     answers the same too: the code sent a moment ago is still valid.
     """
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
+    # A landline can be a resident's (calls only) wherever the gmina makes calls.
+    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"],
+                            landline=service.calls_enabled())
     now = utcnow()
     try:
         _charge(phone, origin, now)
@@ -174,7 +196,8 @@ def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
     if subscriber is not None and subscriber.status not in (ACTIVE, OPTED_OUT):
         subscriber = None
     payload = {"language": subscriber.language} if subscriber else {}
-    _store_code(phone, subscriber, "manage", payload, now)
+    _store_code(phone, subscriber, "manage", payload, now,
+                by_call=subscriber is not None and subscriber.voice_only and service.calls_enabled())
     db.session.commit()
     return phone
 
@@ -212,7 +235,7 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
     for). A number with no live code gets ``code_invalid`` like a wrong code; a sign-up code
     the provider refused gets its reason (see ``signup_problem``).
     """
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
+    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"], landline=service.calls_enabled())
     code = (code or "").strip().replace(" ", "")
     if not code:
         raise SubscriptionError("code_missing", field="code")
@@ -263,9 +286,7 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
     subscriber = db.session.get(Subscriber, verification.subscriber_id)
     assert subscriber is not None  # a decoy's hash matches no code
     if verification.purpose == "subscribe":
-        p = verification.payload
-        prefs = Preferences(categories={k: int(v) for k, v in p["categories"].items()},
-                            areas=tuple(p["areas"]), language=p["language"])
+        prefs = Preferences.from_payload(verification.payload)
         was = subscriber.status
         _apply_preferences(subscriber, prefs)
         subscriber.status = ACTIVE
@@ -274,7 +295,8 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
         subscriber.verified_at = now
         _ledger(subscriber, "verify", origin, prefs, consent=True,
                 detail=f"verification {verification.id}; status was {was}")
-        _queue_confirmation(subscriber, now)
+        if not subscriber.voice_only:
+            _queue_confirmation(subscriber, now)
     else:
         _ledger(subscriber, "verify", origin, detail=f"manage access, verification {verification.id}")
     db.session.commit()

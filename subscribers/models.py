@@ -57,8 +57,8 @@ class Subscriber(db.Model):
     test_group: Mapped[bool] = mapped_column(Boolean, default=False)
     # Wants warnings read to them by a phone call (the categories' call_level say which).
     voice: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
-    # The number is a landline: calls only, never an SMS.
-    landline: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Calls only, never an SMS: a landline, or a resident who asked for calls alone.
+    voice_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     categories: Mapped[list[SubscriberCategory]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

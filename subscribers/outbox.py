@@ -33,11 +33,28 @@ RETRY_MAX_SECONDS = 60.0
 
 
 def enqueue(to_phone: str, body: str, reference: str, not_after: datetime, *,
-            subscriber_id: int | None = None, verification_id: int | None = None) -> None:
-    """Queue a text (the caller commits, together with whatever the text is about)."""
+            subscriber_id: int | None = None, verification_id: int | None = None, kind: str = "sms") -> None:
+    """Queue a text (the caller commits, together with whatever the text is about). With
+    kind "call" the body's lines are read out by a phone call instead."""
     db.session.add(SmsOutbox(to_phone=to_phone, body=body, reference=reference, not_after=not_after,
                              subscriber_id=subscriber_id, verification_id=verification_id,
-                             next_attempt_at=utcnow()))
+                             next_attempt_at=utcnow(), kind=kind))
+
+
+def _call(row: SmsOutbox) -> None:
+    """Read the row's lines out in a call (TwiML sent with the call: nothing to fetch, so
+    the code is in no URL of ours). Raises ProviderError."""
+    from providers.twilio_voice import CallRequest, Voice, say_twiml
+
+    voice = current_app.extensions.get("voice")
+    if voice is None:
+        raise ProviderError("calls are off (VOICE_BACKEND is not set)", permanent=True, reason="config")
+    cfg = current_app.config
+    lines = row.body.split("\n")
+    twiml = say_twiml(Voice(cfg.get("VOICE_NAME") or "Polly.Ola-Neural", cfg.get("VOICE_LANGUAGE") or "pl-PL"), lines)
+    voice.place(CallRequest(to=row.to_phone, url=None, status_callback=None, twiml=twiml, detect_machine=False,
+                            ring_seconds=int(cfg.get("VOICE_RING_SECONDS", 30)), time_limit_seconds=120,
+                            spoken=" ".join(lines)))
 
 
 def _claim(now: datetime, batch: int) -> list[int]:
@@ -99,8 +116,11 @@ def drain(batch: int = 100) -> int:
                 _give_up(row, "expired before it could be sent")
                 continue
             try:
-                sms = channels[(max(1, row.attempts) - 1) % len(channels)]
-                sms.send(SmsMessage(to=row.to_phone, body=row.body, reference=row.reference))
+                if row.kind == "call":
+                    _call(row)
+                else:
+                    sms = channels[(max(1, row.attempts) - 1) % len(channels)]
+                    sms.send(SmsMessage(to=row.to_phone, body=row.body, reference=row.reference))
             except ProviderError as exc:
                 if exc.permanent:
                     _give_up(row, f"refused by the provider: {exc}", exc)

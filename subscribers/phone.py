@@ -1,4 +1,5 @@
-"""Phone numbers: parse what a resident typed into E.164, and refuse what cannot get an SMS."""
+"""Phone numbers: parse what a resident typed into E.164, and refuse what cannot get an SMS
+(or, for calls, what cannot be called)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from subscribers.errors import SubscriptionError
 # Types that can receive an SMS. FIXED_LINE_OR_MOBILE is how some countries (not Poland) mark
 # ranges that may be either; Polish numbers are always told apart.
 _SMS_CAPABLE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+# ...and the ones a warning may call: also landlines (not toll-free, premium, VoIP, pagers).
+_CALLABLE = _SMS_CAPABLE | {PhoneNumberType.FIXED_LINE}
 
 
-def normalize_phone(raw: object, allowed_regions: Iterable[str], *, field: str = "phone") -> str:
+def normalize_phone(raw: object, allowed_regions: Iterable[str], *, field: str = "phone",
+                    landline: bool = False) -> str:
     """Return the number in E.164, or raise SubscriptionError with one of the codes
     ``phone_missing``, ``phone_invalid``, ``phone_country`` (outside the allowed countries),
     ``phone_not_mobile`` (landline, toll-free, premium, VoIP, pager: no SMS, or SMS-pumping bait).
@@ -22,7 +26,9 @@ def normalize_phone(raw: object, allowed_regions: Iterable[str], *, field: str =
 
     `raw` comes straight from a form or a JSON body, so it may be anything: null is
     ``phone_missing``; a number, list, object or boolean is ``phone_invalid`` (a JSON number
-    would lose a leading zero or +, so we never guess what it meant)."""
+    would lose a leading zero or +, so we never guess what it meant).
+
+    With `landline`, a landline is accepted too (for calls only; see ``is_landline``)."""
     if raw is not None and not isinstance(raw, str):
         raise SubscriptionError("phone_invalid", field=field)
     text = (raw or "").strip()
@@ -45,9 +51,14 @@ def normalize_phone(raw: object, allowed_regions: Iterable[str], *, field: str =
         # `countries` (the codes) stays for callers that format the catalog text themselves.
         raise SubscriptionError("phone_country", field=field, regions=tuple(allowed),
                                 countries=", ".join(allowed))
-    if phonenumbers.number_type(number) not in _SMS_CAPABLE:
+    if phonenumbers.number_type(number) not in (_CALLABLE if landline else _SMS_CAPABLE):
         raise SubscriptionError("phone_not_mobile", field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_landline(e164: str) -> bool:
+    """True for a number that can be called but cannot get an SMS."""
+    return phonenumbers.number_type(phonenumbers.parse(e164)) not in _SMS_CAPABLE
 
 
 def mask_phone(e164: str | None) -> str:

@@ -7,7 +7,7 @@ result or the SubscriptionError. Every step that changes consent writes a Consen
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -56,6 +56,19 @@ class Preferences:
     # Category code -> lowest level that also rings the phone; empty: no calls at all. Any
     # resident with calls is called for every emergency too.
     calls: dict[str, int] = field(default_factory=dict)
+    # Calls only, never an SMS (a landline, or a resident who cannot read one).
+    voice_only: bool = False
+
+    def as_payload(self) -> dict[str, Any]:
+        """JSON-ready, for a code's payload or the session (``from_payload`` reads it)."""
+        return {"categories": dict(self.categories), "areas": list(self.areas), "language": self.language,
+                "calls": dict(self.calls), "voice_only": self.voice_only}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Preferences:
+        return cls(categories={k: int(v) for k, v in data["categories"].items()}, areas=tuple(data["areas"]),
+                   language=data["language"], calls={k: int(v) for k, v in (data.get("calls") or {}).items()},
+                   voice_only=bool(data.get("voice_only")))
 
 
 # What a resident who asks for calls is called about unless they choose: emergencies, and
@@ -156,7 +169,8 @@ def current_preferences(subscriber: Subscriber) -> Preferences:
     if subscriber.voice and "emergency" not in calls:
         calls["emergency"] = 1
     return Preferences(categories=subscriber.category_levels(), areas=tuple(subscriber.area_codes()),
-                       language=subscriber.language, calls=calls if subscriber.voice else {})
+                       language=subscriber.language, calls=calls if subscriber.voice else {},
+                       voice_only=subscriber.voice_only)
 
 
 def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
@@ -170,8 +184,14 @@ def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
     db.session.add_all(SubscriberArea(subscriber_id=subscriber.id, area=a) for a in prefs.areas)
     subscriber.language = prefs.language
     subscriber.voice = bool(prefs.calls)
+    subscriber.voice_only = prefs.voice_only and bool(prefs.calls)
     db.session.flush()
     db.session.expire(subscriber, ["categories", "areas"])
+
+
+def calls_enabled() -> bool:
+    """Whether the gmina calls residents at all (VOICE_BACKEND set)."""
+    return current_app.extensions.get("voice") is not None
 
 
 def calls_detail(calls: dict[str, int]) -> str:
@@ -182,7 +202,8 @@ def calls_detail(calls: dict[str, int]) -> str:
 def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferences | None = None,
             detail: str | None = None, consent: bool = False) -> None:
     if prefs is not None and prefs.calls:
-        detail = "; ".join(d for d in (detail, calls_detail(prefs.calls)) if d)
+        calls = calls_detail(prefs.calls) + (" (calls only)" if prefs.voice_only else "")
+        detail = "; ".join(d for d in (detail, calls) if d)
     db.session.add(ConsentEvent(
         subscriber_id=subscriber.id,
         action=action,
@@ -258,7 +279,7 @@ def opt_in(subscriber: Subscriber, origin: Origin) -> bool:
 
 def stop_calls(subscriber: Subscriber, origin: Origin, detail: str | None = None) -> bool:
     """No more calls (9 pressed in a call, or the manage page); SMS and push go on. A
-    landline has nothing else, so it leaves altogether. The caller commits. Returns False
+    resident with calls only (a landline) has nothing else, so leaves altogether. The caller commits. Returns False
     when calls were already off."""
     if not subscriber.voice:
         return False
@@ -266,11 +287,22 @@ def stop_calls(subscriber: Subscriber, origin: Origin, detail: str | None = None
     db.session.execute(update(SubscriberCategory).where(SubscriberCategory.subscriber_id == subscriber.id)
                        .values(call_level=None))
     _ledger(subscriber, "voice_opt_out", origin, detail=detail)
-    if subscriber.landline and subscriber.status == ACTIVE:
+    if subscriber.voice_only and subscriber.status == ACTIVE:
         subscriber.status = OPTED_OUT
         subscriber.opted_out_at = utcnow()
-        _ledger(subscriber, "opt_out", origin, detail="a landline without calls gets nothing")
+        _ledger(subscriber, "opt_out", origin, detail="calls only, and no more calls: nothing left to send")
     return True
+
+
+def sms_unreachable(subscriber: Subscriber, reason: str, origin: Origin) -> None:
+    """The number cannot get SMS. A resident who also takes calls keeps them (calls only from
+    now on: a landline that looked like a mobile); anyone else is deactivated."""
+    if subscriber.voice:
+        subscriber.voice_only = True
+        _ledger(subscriber, "sms_off", origin, detail=f"calls only from now on: {reason}")
+        db.session.commit()
+        return
+    deactivate(subscriber, reason, origin)
 
 
 def deactivate(subscriber: Subscriber, reason: str, origin: Origin) -> None:
@@ -296,7 +328,7 @@ def keyword_signup(phone: str, area: str | None, origin: Origin) -> tuple[Subscr
     if subscriber.status == ACTIVE:
         if area and area not in subscriber.area_codes():
             prefs = current_preferences(subscriber)
-            prefs = Preferences(prefs.categories, tuple(sorted({*prefs.areas, area})), prefs.language)
+            prefs = replace(prefs, areas=tuple(sorted({*prefs.areas, area})))
             update_preferences(subscriber, prefs, origin)
             return subscriber, "area_changed"
         return subscriber, "already"
@@ -307,7 +339,7 @@ def keyword_signup(phone: str, area: str | None, origin: Origin) -> tuple[Subscr
     else:
         prefs = current_preferences(subscriber)
         if area and area not in prefs.areas:
-            prefs = Preferences(prefs.categories, tuple(sorted({*prefs.areas, area})), prefs.language)
+            prefs = replace(prefs, areas=tuple(sorted({*prefs.areas, area})))
             _apply_preferences(subscriber, prefs)
     subscriber.status = ACTIVE
     subscriber.status_reason = None
@@ -356,7 +388,7 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
             "opted_out_at": _iso(subscriber.opted_out_at),
             "categories": subscriber.category_levels(),
             "areas": subscriber.area_codes(),
-            "landline": subscriber.landline,
+            "calls_only": subscriber.voice_only,
             "calls": current_preferences(subscriber).calls,
         },
         "consent_history": [

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import (
@@ -120,23 +120,34 @@ class PrefsForm:
     levels: dict[str, str]
     areas: set[str]
     language: str
+    # How to reach the resident (where the gmina makes calls): CONTACT_SMS, CONTACT_BOTH or
+    # CONTACT_VOICE; and the categories that also ring the phone.
+    contact: str = "sms"
+    calls: set[str] = field(default_factory=set)
 
     @classmethod
     def defaults(cls) -> PrefsForm:
         m = _municipality()
         single = m.area_codes() if len(m.areas) == 1 else []
-        return cls(set(m.default_categories), {}, set(single), current_language())
+        return cls(set(m.default_categories), {}, set(single), current_language(), CONTACT_SMS,
+                   set(service.default_calls(m.default_categories)))
 
     @classmethod
     def from_preferences(cls, prefs: service.Preferences) -> PrefsForm:
+        contact = CONTACT_VOICE if prefs.voice_only else CONTACT_BOTH if prefs.calls else CONTACT_SMS
+        calls = set(prefs.calls) or set(service.default_calls(prefs.categories))
         return cls(set(prefs.categories), {c: str(v) for c, v in prefs.categories.items()},
-                   set(prefs.areas), prefs.language)
+                   set(prefs.areas), prefs.language, contact, calls)
 
     @classmethod
     def from_form(cls, form: MultiDict[str, str]) -> PrefsForm:
         levels = {code: form[f"level_{code}"] for code in CATEGORIES if f"level_{code}" in form}
         return cls(set(form.getlist("categories")), levels, set(form.getlist("areas")),
-                   form.get("language", ""))
+                   form.get("language", ""), form.get("contact") or CONTACT_SMS, set(form.getlist("calls")))
+
+    @property
+    def voice_only(self) -> bool:
+        return self.contact == CONTACT_VOICE and service.calls_enabled()
 
     def level(self, code: str) -> str:
         return self.levels.get(code, "1")
@@ -147,13 +158,24 @@ class PrefsForm:
         chosen = self.categories | {ALWAYS_ON_CATEGORY}
         offered = [c for c in _municipality().categories if c in chosen]
         unknown = sorted(chosen - set(offered))
-        return service.parse_preferences(offered + unknown, self.levels, sorted(self.areas),
-                                         self.language or None)
+        prefs = service.parse_preferences(offered + unknown, self.levels, sorted(self.areas),
+                                          self.language or None)
+        if self.contact not in CONTACTS:
+            raise SubscriptionError("contact_invalid", field="contact")
+        wanted = self.contact != CONTACT_SMS and service.calls_enabled()
+        # The call levels: the DEFAULT_CALL_LEVELS, or the category's own level if higher.
+        calls = service.parse_calls(wanted, sorted(self.calls & (set(prefs.categories) | {"emergency"}))
+                                    or ["emergency"], None, prefs.categories)
+        return replace(prefs, calls=calls, voice_only=self.voice_only)
+
+
+CONTACT_SMS, CONTACT_BOTH, CONTACT_VOICE = "sms", "sms_voice", "voice"
+CONTACTS = (CONTACT_SMS, CONTACT_BOTH, CONTACT_VOICE)
 
 
 def _pref_fields() -> set[str]:
     """Error fields a preferences form shows next to an input."""
-    names = {"categories", "areas", "language"}
+    names = {"categories", "areas", "language", "contact", "calls"}
     return names | {f"level_{c}" for c in CATEGORIES}
 
 
@@ -174,12 +196,11 @@ def _pending() -> dict[str, Any] | None:
 
 
 def _prefs_to_session(prefs: service.Preferences) -> dict[str, Any]:
-    return {"categories": dict(prefs.categories), "areas": list(prefs.areas), "language": prefs.language}
+    return prefs.as_payload()
 
 
 def _prefs_from_session(data: dict[str, Any]) -> service.Preferences:
-    return service.Preferences(categories={k: int(v) for k, v in data["categories"].items()},
-                               areas=tuple(data["areas"]), language=data["language"])
+    return service.Preferences.from_payload(data)
 
 
 @bp.app_context_processor
@@ -192,6 +213,7 @@ def _page_context() -> dict[str, Any]:
         "language_names": LANGUAGE_NAMES,
         "language_url": _language_url,
         "level_choices": LEVELS,
+        "calls_enabled": service.calls_enabled(),
         "always_on_category": ALWAYS_ON_CATEGORY,
         "other_lang": other_lang,
         "t_marked": t_marked,
@@ -284,7 +306,7 @@ def subscribe() -> Response | str:
     errors = Errors()
     prefs: service.Preferences | None = None
     try:
-        normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"])
+        codes.signup_phone(phone_raw, voice_only=form.voice_only)
     except SubscriptionError as exc:
         errors.add(exc)
     try:

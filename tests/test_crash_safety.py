@@ -128,7 +128,7 @@ def test_two_dispatchers_at_once_never_send_one_delivery_twice(app, twilio, tmp_
 @pytest.mark.slow
 def test_a_dispatcher_killed_in_the_middle_of_a_call_batch_calls_everyone_exactly_once(make_app, twilio, tmp_path):
     app = make_app(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200")
-    seed(2_000, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, landline=True)
+    seed(2_000, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, voice_only=True)
     assert lifecycle.publish(alert(level=2, channels=("sms", "voice"))) == {"sms": 0, "voice": 2_000}
     twilio.delay(0.02)
     env = dispatcher_env(app, twilio, DISPATCH_CONCURRENCY="32", DISPATCH_BATCH_SIZE="200",

@@ -116,7 +116,7 @@ def test_2_reads_the_message_again_and_9_stops_calls_in_the_ledger(calls, twilio
 
 def test_a_landline_gets_calls_only_and_leaves_altogether_with_9(calls, twilio):
     app, _ = calls
-    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 1}, landline=True)
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 1}, voice_only=True)
     assert lifecycle.publish(alert(level=1, channels=("sms", "voice"))) == {"sms": 0, "voice": 1}
     twilio.ring(one_call(twilio, app), "human", keys=["9"])
     assert twilio.messages == []
@@ -290,7 +290,7 @@ def test_who_is_called(calls, twilio):
     wants_2 = seed(3, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, start=0)
     seed(3, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 3}, start=10)  # level 3 only
     seed(3, categories={"weather": 1}, areas=["KOZY"], start=20)  # no calls
-    landline = seed(2, categories={"official": 1}, areas=["KOZY"], calls={"official": 1}, landline=True, start=30)
+    landline = seed(2, categories={"official": 1}, areas=["KOZY"], calls={"official": 1}, voice_only=True, start=30)
     assert lifecycle.publish(alert(level=2, channels=("sms", "voice"))) == {"sms": 9, "voice": 3}
     emergency = alert(category="emergency", level=None, channels=("sms", "voice"), title="Ewakuacja",
                       text="Opuść dom.")

@@ -1,4 +1,4 @@
-"""voice calls: subscriber.voice/landline, call levels, call outcomes, spoken wording, paper forms
+"""voice calls: subscriber.voice/voice_only, call levels, call outcomes, spoken wording, paper forms
 
 Revision ID: 0011_voice
 Revises: 0010_sms_routes
@@ -19,7 +19,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.add_column(sa.Column('voice', sa.Boolean(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('landline', sa.Boolean(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('voice_only', sa.Boolean(), nullable=False, server_default='0'))
     with op.batch_alter_table('subscriber_category', schema=None) as batch_op:
         batch_op.add_column(sa.Column('call_level', sa.SmallInteger(), nullable=True))
     with op.batch_alter_table('consent_event', schema=None) as batch_op:
@@ -39,6 +39,6 @@ def downgrade():
     op.drop_column('alert_version', 'spoken')
     for table, column in (('alert', 'spoken'), ('delivery', 'outcome'), ('sms_outbox', 'kind'),
                           ('consent_event', 'reference'), ('subscriber_category', 'call_level'),
-                          ('subscriber', 'landline'), ('subscriber', 'voice')):
+                          ('subscriber', 'voice_only'), ('subscriber', 'voice')):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column(column)

@@ -110,7 +110,7 @@ class FakeTwilioVoice(FakeTwilio):
                 self._fetch_and_run(record["Url"], fields, list(keys), heard)
             words = len(heard.text.split())
             self._set(sid, status="completed", duration=max(1, round(words * 60 / 130)))
-        if callback:
+        if callback and record.get("StatusCallback"):  # without one Twilio tells nobody
             self.send_call_status(sid)
         return heard
 
