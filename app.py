@@ -134,6 +134,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(admin_providers.bp)
     from admin import recipients as admin_recipients
+    from admin import registration as admin_registration
+
+    app.register_blueprint(admin_registration.bp)
 
     app.register_blueprint(admin_recipients.bp)
     app.jinja_env.globals["sms_providers"] = admin_providers.provider_overview

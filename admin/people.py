@@ -232,7 +232,8 @@ def _render_subscriber(subscriber: Subscriber, errors: dict[str, str] | None = N
     body = render_template("admin/people/subscriber.html", subscriber=subscriber, events=events,
                            phone=shown_phone(subscriber.phone, user), full_phone=full, choices=choices,
                            areas=areas, history=history, history_total=history_total, push_count=push_count,
-                           errors=errors or {})
+                           errors=errors or {}, calls=service.calls_detail(service.current_preferences(subscriber).calls)
+                           .removeprefix("calls: "))
     return (body, status) if status != 200 else body
 
 

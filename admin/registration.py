@@ -1,0 +1,71 @@
+"""Staff register a resident from a signed paper form (subscribers/paper.py does the work).
+
+The form is the residents' own preferences form (the same fields, checks and texts), with
+the number, the form's reference and the day it was signed on top.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from admin import add_error_pages
+from i18n import t
+from staff.auth import current_staff, login_required
+from subscribers import paper, service
+from subscribers.errors import SubscriptionError
+from subscribers.views import Errors, PrefsForm, _pref_fields
+
+bp = Blueprint("admin_registration", __name__, url_prefix="/admin")
+add_error_pages(bp)
+
+FIELDS = {"phone", "reference", "signed_on"}
+
+
+def _render(form: PrefsForm, values: dict[str, str], errors: Errors) -> Any:
+    body = render_template("admin/people/register.html", form=form, values=values, errors=errors)
+    return (body, errors.status) if errors else body
+
+
+def _signed_on(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw.strip()) if raw.strip() else None
+    except ValueError:
+        raise SubscriptionError("signed_on_invalid", field="signed_on", days=paper.FORM_MAX_AGE_DAYS) from None
+
+
+@bp.route("/subscribers/new", methods=["GET", "POST"])
+@login_required("editor")
+def register() -> Any:
+    if request.method == "GET":
+        return _render(PrefsForm.defaults(), {}, Errors())
+    form = PrefsForm.from_form(request.form)
+    values = {name: request.form.get(name, "") for name in FIELDS}
+    errors = Errors()
+    prefs = signed_on = None
+    try:
+        prefs = form.parse()
+    except SubscriptionError as exc:
+        errors.add(exc, _pref_fields())
+    try:
+        signed_on = _signed_on(values["signed_on"])
+    except SubscriptionError as exc:
+        errors.add(exc, FIELDS)
+    for exc in paper.problems(values["phone"], values["reference"], signed_on):
+        if exc.field not in errors.fields:
+            errors.add(exc, FIELDS)
+    if not errors:
+        assert prefs is not None
+        user = current_staff()
+        assert user is not None
+        origin = service.Origin("staff", request.remote_addr, request.headers.get("User-Agent"))
+        try:
+            subscriber = paper.register(values["phone"], prefs, values["reference"], signed_on, user, origin)
+        except SubscriptionError as exc:
+            errors.add(exc, FIELDS | _pref_fields())
+        else:
+            flash(t("admin_people.register.done", reference=values["reference"].strip()), "info")
+            return redirect(url_for("admin_people.subscriber", subscriber_id=subscriber.id))
+    return _render(form, values, errors)
