@@ -286,6 +286,7 @@ def _form_from_alert(alert: Alert, *, titles: bool = True) -> MultiDict:
         for lang in LANGUAGES:
             form[f"title_{lang}"] = alert.titles.get(lang, "")
             form[f"text_{lang}"] = alert.texts.get(lang, "")
+        form["spoken_pl"] = (alert.spoken or {}).get("pl", "")
     form["target"] = "all" if alert.areas is None else "areas"
     for code in alert.areas or []:
         form.add("areas", code)
@@ -325,7 +326,8 @@ def _compose_page(mode: str, form: MultiDict, errors: Errors, *, alert: Alert | 
         counters={code: _counter(code, parent, kind) for code in LANGUAGES},
         gsm_rules=json.dumps(browser_rules(), ensure_ascii=False),
         max_segments=current_app.config.get("SMS_MAX_SEGMENTS", 2),
-        push_on=current_app.extensions.get("webpush") is not None)
+        push_on=current_app.extensions.get("webpush") is not None,
+        voice_on=current_app.extensions.get("voice") is not None)
     return page, status
 
 

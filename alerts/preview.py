@@ -53,6 +53,25 @@ class LanguageNotice:
 
 
 @dataclass
+class VoicePreview:
+    """The call as it will be read: its text (staff's wording, or made from the message),
+    the voicemail version, how long it takes, and what the calls cost."""
+
+    text: str  # what follows the intro: exactly what residents will hear
+    edited: bool  # staff wrote it; otherwise it is made from the title and text
+    derived: str  # what would be read without staff's wording
+    intro: str
+    voicemail: str
+    seconds: int  # one reading of intro, text and menu
+    minutes: int  # billed per call: every started minute
+    recipients: int
+    cost: Decimal  # one answered call each
+    cost_max: Decimal  # every resident called VOICE_ATTEMPTS times
+    attempts: int
+    price: Decimal  # per started minute
+
+
+@dataclass
 class Preview:
     reach: dict[str, int]  # channel -> residents
     by_area: dict[str, dict[str, int]]  # area code -> channel -> residents
@@ -62,6 +81,7 @@ class Preview:
     currency: str
     warnings: list[str] = field(default_factory=list)  # stable codes: translate as preview.warning_<code>
     notices: list[LanguageNotice] = field(default_factory=list)  # per language, residents first
+    voice: VoicePreview | None = None
 
 
 def preview(alert: Alert) -> Preview:
@@ -118,10 +138,32 @@ def preview(alert: Alert) -> Preview:
         warnings.append("no_recipients")
     if "push" in alert.channels and "push" not in channels:
         warnings.append("push_off")
+    if "voice" in alert.channels and "voice" not in channels:
+        warnings.append("voice_off")
     if alert.exercise:
         warnings.append("exercise")
+    voice = voice_preview(alert, reach["voice"]) if "voice" in channels else None
     return Preview(reach=reach, by_area=by_area, sms=sms, sms_segments=total_segments, cost=cost,
-                   currency=cfg.get("SMS_PRICE_CURRENCY", "PLN"), warnings=warnings, notices=notices)
+                   currency=cfg.get("SMS_PRICE_CURRENCY", "PLN"), warnings=warnings, notices=notices, voice=voice)
+
+
+def voice_preview(alert: Alert, recipients: int) -> VoicePreview:
+    """The call of `alert` (the draft, or its approved version) for `recipients` residents."""
+    from alerts import voice_text
+
+    cfg = current_app.config
+    message = render.approved(alert)
+    parts = voice_text.message_parts(alert)
+    seconds = voice_text.estimate(parts)
+    minutes = voice_text.billed_minutes(seconds)
+    price = Decimal(str(cfg.get("VOICE_PRICE_PER_MINUTE", "0")))
+    attempts = int(cfg.get("VOICE_ATTEMPTS", 3))
+    edited = bool((message.spoken or {}).get(voice_text.CALL_LANGUAGE))
+    return VoicePreview(
+        text=parts[1], edited=edited, derived=voice_text.derived_text(message), intro=parts[0],
+        voicemail=" ".join(voice_text.voicemail_parts(alert)[1:]), seconds=seconds, minutes=minutes,
+        recipients=recipients, cost=_money(price * minutes * recipients),
+        cost_max=_money(price * minutes * recipients * attempts), attempts=attempts, price=price)
 
 
 def _money(amount: Decimal) -> Decimal:

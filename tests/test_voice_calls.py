@@ -334,3 +334,40 @@ def test_the_dispatcher_places_calls_within_the_rate(calls, twilio):
         dispatcher.close()
     assert len(twilio.calls) == 3
     assert time.monotonic() - started < 5
+
+
+def test_staff_see_the_spoken_text_its_length_and_cost_and_can_rewrite_it(calls, twilio):
+    import html as html_lib
+    import re
+
+    from tests.test_admin_messages import compose, make_staff, page, signed_in
+
+    app, _ = calls
+    app.config["VOICE_PRICE_PER_MINUTE"] = 0.40
+    seed(10, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    editor = signed_in(app, make_staff("editor"))
+    draft = compose(editor, channels=["sms", "voice"])
+    shown = html_lib.unescape(page(editor, f"/admin/messages/{draft.id}"))
+    block = shown[shown.index('id="voice-preview"'):]
+    block = block[:block.index("</section>")].replace("\xa0", " ")
+    assert "Burze z gradem. Jutro od czternastej burze z gradem." in block  # derived, speakable
+    assert "14:00" not in block
+    facts = re.search(r"Około (\d+) s z menu klawiszy; płatne minuty na połączenie: (\d+)", block)
+    assert facts and int(facts.group(2)) == 1
+    assert "10 połączeń × 1 min × 0,40 zł = 4,00 zł; z ponownymi próbami (do 3) najwyżej 12,00 zł" in block
+    # Staff rewrite it; the call reads exactly their words (made plain: one space between).
+    response = editor.post(f"/admin/messages/{draft.id}/edit", data={
+        "category": "weather", "level": "2", "title_pl": "Burze z gradem",
+        "text_pl": "Jutro od 14:00 burze z gradem. Zabezpiecz rzeczy na balkonie.", "target": "all",
+        "channels": ["sms", "voice"], "when": "now", "expires_at": (utcnow() + timedelta(hours=12)).astimezone(
+            __import__("zoneinfo").ZoneInfo("Europe/Warsaw")).strftime("%Y-%m-%dT%H:%M"),
+        "spoken_pl": "Jutro po południu   burze z gradem.\nSchowaj rzeczy z balkonu."})
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    shown = html_lib.unescape(page(editor, f"/admin/messages/{draft.id}"))
+    assert "Tekst napisany dla połączenia." in shown
+    assert "Jutro po południu burze z gradem. Schowaj rzeczy z balkonu." in shown
+    db.session.expire_all()
+    lifecycle.publish(db.session.get(Alert, draft.id))
+    drain(app)
+    heard = twilio.ring(twilio.calls[0]["sid"], "human", keys=["1"]).text
+    assert "Komunikat Gminy Kozy. Jutro po południu burze z gradem. Schowaj rzeczy z balkonu." in heard
