@@ -134,7 +134,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(admin_providers.bp)
     from admin import recipients as admin_recipients
+    from admin import calls as admin_calls
     from admin import registration as admin_registration
+
+    app.register_blueprint(admin_calls.bp)
 
     app.register_blueprint(admin_registration.bp)
 

@@ -28,7 +28,7 @@ from admin.charts import bar_chart, column_chart
 from admin import add_error_pages, feed_status
 from alerts import approval, quiet, render
 from alerts.feeds import health_report
-from alerts.figures import BUCKET_ORDER, delivery_figures
+from alerts.figures import BUCKET_ORDER, CALL_ORDER, call_figures, delivery_figures
 from alerts.models import (
     AWAITING,
     CANCELLED,
@@ -500,6 +500,8 @@ def _sent_context(alert: Alert) -> dict[str, Any]:
         "segments_so_far": figures["sms_segments"] + estimated,
         "unreported": unreported,
         "currency": current_app.config.get("SMS_PRICE_CURRENCY", "PLN"),
+        "calls": call_figures(alert.id),
+        "call_order": CALL_ORDER,
         **_sent_sms(alert),
     }
 

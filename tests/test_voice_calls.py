@@ -371,3 +371,50 @@ def test_staff_see_the_spoken_text_its_length_and_cost_and_can_rewrite_it(calls,
     drain(app)
     heard = twilio.ring(twilio.calls[0]["sid"], "human", keys=["1"]).text
     assert "Komunikat Gminy Kozy. Jutro po południu burze z gradem. Schowaj rzeczy z balkonu." in heard
+
+
+def test_call_outcomes_per_village_and_the_not_confirmed_list_for_the_soltys(serve, twilio):  # noqa: F811
+    import csv
+    import io
+
+    from flask import current_app
+
+    from staff.audit import AuditEvent
+    from tests.test_admin_messages import make_staff, page, signed_in
+
+    serve(SYRENA_MUNICIPALITY="porabka", VOICE_BACKEND="twilio", TWILIO_VOICE_FROM=GMINA_NUMBER,
+          VOICE_CALLS_PER_SECOND=0)
+    app = current_app._get_current_object()
+    seed(2, categories={"weather": 1}, areas=["CZA"], calls={"weather": 2}, start=0)
+    seed(2, categories={"weather": 1}, areas=["BUJ"], calls={"weather": 2}, start=10)
+    a = alert(level=2, channels=("voice",))
+    lifecycle.publish(a)
+    drain(app)
+    by_phone = {c["To"]: c["sid"] for c in twilio.calls}
+    twilio.ring(by_phone[phone_for(0)], "human", keys=["1"])
+    twilio.ring(by_phone[phone_for(1)], "machine")
+    twilio.ring(by_phone[phone_for(10)], "busy")
+    twilio.ring(by_phone[phone_for(11)], "human")  # no key
+
+    approver = signed_in(app, make_staff("approver"))
+    shown = page(approver, f"/admin/messages/{a.id}")
+    assert "Bez potwierdzenia: 3 z 4." in shown
+    table = shown[shown.index('class="data compact call-outcomes"'):]
+    table = table[:table.index("</table>")]
+    assert 'data-call="confirmed">1<' in table and 'data-call="voicemail">1<' in table
+    assert 'data-call="busy">1<' in table and 'data-call="answered">1<' in table
+
+    listing = page(approver, f"/admin/messages/{a.id}/not-confirmed?area=BUJ")
+    assert phone_for(10) in listing and phone_for(11) in listing and phone_for(1) not in listing
+    response = approver.get(f"/admin/messages/{a.id}/not-confirmed.csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0] == ["Telefon", "Miejscowość", "Ostatni wynik", "Połączeń"]
+    # A number starts with "+": kept as text, not run as a formula by a spreadsheet.
+    assert sorted(r[0].lstrip("'") for r in rows[1:]) == sorted([phone_for(1), phone_for(10), phone_for(11)])
+    assert {r[2] for r in rows[1:]} == {"poczta głosowa", "zajęte", "odebrane, bez potwierdzenia"}
+    # An editor sees the numbers masked; every look is audited.
+    editor = signed_in(app, make_staff("editor"))
+    assert phone_for(10) not in page(editor, f"/admin/messages/{a.id}/not-confirmed")
+    actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("calls_not_confirmed%")))
+    assert sorted(actions) == ["calls_not_confirmed_exported", "calls_not_confirmed_viewed",
+                               "calls_not_confirmed_viewed"]
