@@ -100,7 +100,8 @@ def _publish(alert: Alert, now: datetime, break_glass: bool, reason: str | None)
 @click.option("--title-uk")
 @click.option("--text-uk")
 @click.option("--expires-in", help="How long it is valid, e.g. 6h (default: the category's, e.g. 24h for weather).")
-@click.option("--channels", default="sms,push", show_default=True)
+@click.option("--channels", default="sms,push,voice", show_default=True,
+              help="Where it goes; calls reach only residents who asked for them.")
 @click.option("--keep-diacritics", is_flag=True, help="Send Polish letters (UCS-2: 2-3x the SMS cost).")
 @_break_glass_options
 def send_command(category: str, level: int | None, areas: str | None, title: str, text_pl: str,

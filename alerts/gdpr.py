@@ -21,7 +21,8 @@ def export_messages(subscriber: Subscriber) -> tuple[str, list[dict[str, Any]]]:
     ).all()
     return "messages_to_you", [
         {"alert": alert.id, "title": alert.title(subscriber.language), "channel": d.channel, "status": d.status,
-         "sent_at": d.sent_at.isoformat() if d.sent_at else None}
+         "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+         **({"call_outcome": d.outcome, "calls": d.attempts} if d.channel == "voice" else {})}
         for d, alert in rows
     ]
 
@@ -33,6 +34,17 @@ def sms_refs(subscriber: Subscriber) -> list[str]:
         .where(Delivery.subscriber_id == subscriber.id, Delivery.channel == "sms", Delivery.provider_ref.is_not(None))
         .order_by(Delivery.id)
     ))
+
+
+def call_refs(subscriber: Subscriber) -> list[str]:
+    """The Twilio SIDs of every call to the resident about an alert: the current one of each
+    delivery and the earlier attempts its events remember."""
+    mine = select(Delivery.id).where(Delivery.subscriber_id == subscriber.id, Delivery.channel == "voice")
+    current = db.session.scalars(select(Delivery.provider_ref).where(Delivery.id.in_(mine),
+                                                                     Delivery.provider_ref.is_not(None)))
+    earlier = db.session.scalars(select(DeliveryEvent.provider_ref).where(
+        DeliveryEvent.delivery_id.in_(mine), DeliveryEvent.provider_ref.is_not(None)).distinct())
+    return list(dict.fromkeys([*current, *earlier]))
 
 
 def forget_error_texts(subscriber: Subscriber) -> None:
@@ -47,5 +59,7 @@ if export_messages not in service.EXPORT_SECTIONS:
     service.EXPORT_SECTIONS.append(export_messages)
 if sms_refs not in erasure.MESSAGE_REFS:
     erasure.MESSAGE_REFS.append(sms_refs)
+if call_refs not in erasure.MESSAGE_REFS:
+    erasure.MESSAGE_REFS.append(call_refs)
 if forget_error_texts not in erasure.ERASE_HOOKS:
     erasure.ERASE_HOOKS.append(forget_error_texts)

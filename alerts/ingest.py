@@ -116,7 +116,8 @@ def _source(kind: str) -> str:
 
 def _draft(kind: str, w: Warning, m: Municipality, change: str) -> lifecycle.Draft:
     level = w.level
-    channels = ["sms", "push"]
+    # Calls go to residents who asked for them, from the level they chose (alerts/match.py).
+    channels = ["sms", "push", "voice"]
     if kind == "hydro" and level == DROUGHT_LEVEL:
         level, channels = 1, list(m.feeds.drought_channels)
     category = CATEGORY[kind]

@@ -61,5 +61,12 @@ class ConsoleVoice:
         with self._lock:
             return [r for r in self._calls.values() if r.to == to and r.created_at >= since]
 
+    def owns_ref(self, provider_ref: str) -> bool:
+        return provider_ref.startswith("CA")
+
+    def delete_call(self, provider_ref: str) -> str:
+        with self._lock:
+            return "deleted" if self._calls.pop(provider_ref, None) else "gone"
+
     def validate_webhook(self, url: str, params: Mapping[str, Any], signature: str) -> bool:
         return False  # nothing real calls back in development

@@ -18,6 +18,7 @@ reasons: a timeout always, one client per thread, no proxy re-reading per reques
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -47,6 +48,7 @@ ERROR_CODES: dict[int, tuple[bool, str]] = {
 FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 # AnsweredBy values that mean an answering machine or voicemail took the call.
 MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
+_CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
 # How many of a number's latest calls find_calls looks at (a resident gets a few a week).
 FIND_CALLS_SCAN_LIMIT = 100
 
@@ -153,7 +155,7 @@ class TwilioVoice:
         return PlacedCall(provider_ref=str(created.sid), status=str(created.status))
 
     def fetch(self, provider_ref: str) -> CallRecord:
-        if not provider_ref.startswith("CA") or not provider_ref.isalnum():
+        if not self.owns_ref(provider_ref):
             raise ProviderError(f"not a Twilio call SID: {provider_ref!r}", permanent=True)
         http, client = self._twilio._client()
         try:
@@ -179,6 +181,27 @@ class TwilioVoice:
             raise twilio_sms._classify(exc, http, "listing calls", ERROR_CODES) from exc
         found.reverse()
         return found
+
+    def owns_ref(self, provider_ref: str) -> bool:
+        """Whether `provider_ref` is a Twilio call SID (CA...)."""
+        return bool(_CALL_SID_RE.match(provider_ref))
+
+    def delete_call(self, provider_ref: str) -> str:
+        """Delete one call's record (number, times) from Twilio's logs, for erasure: "deleted",
+        "gone" (404: already gone) or "in_flight" (20009: still going on; ask again later).
+        Raises ProviderError otherwise."""
+        if not self.owns_ref(provider_ref):
+            raise ProviderError(f"not a Twilio call SID: {provider_ref!r}", permanent=True)
+        http, client = self._twilio._client()
+        try:
+            client.calls(provider_ref).delete()
+        except twilio_sms._CAUGHT as exc:
+            if getattr(exc, "status", None) == 404:
+                return "gone"
+            if twilio_sms._to_int(getattr(exc, "code", None)) == twilio_sms.CANNOT_DELETE_YET:
+                return "in_flight"
+            raise twilio_sms._classify(exc, http, f"deleting call {provider_ref}", ERROR_CODES) from exc
+        return "deleted"
 
     def validate_webhook(self, url: str, params: Mapping[str, Any], signature: str) -> bool:
         return self._twilio.validate_webhook(url, params, signature)

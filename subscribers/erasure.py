@@ -203,6 +203,9 @@ def _collect_refs(subscriber: Subscriber, refs: dict[str, None]) -> tuple[list[s
             for channel in current_app.extensions["sms_channels"].values():  # every provider we use
                 sent = channel.find_sent(subscriber.phone, since)
                 refs.update(dict.fromkeys(record.provider_ref for record in sent))
+            voice = current_app.extensions.get("voice")
+            if voice is not None:  # sign-up code calls keep no id of their own either
+                refs.update(dict.fromkeys(call.provider_ref for call in voice.find_calls(subscriber.phone, since)))
         except ProviderError as exc:
             log.warning("erasure of subscriber %s: could not list the provider's messages: %s", subscriber.id, exc)
             listed = False
@@ -220,6 +223,7 @@ def delete_at_provider(refs: list[str], budget_seconds: float | None = None) -> 
     from alerts.routing import channel_owning
 
     primary = current_app.extensions["sms"]
+    voice = current_app.extensions.get("voice")
     done: list[str] = []
     later: dict[str, str | None] = {}
     in_flight = failed = queued = 0
@@ -229,8 +233,12 @@ def delete_at_provider(refs: list[str], budget_seconds: float | None = None) -> 
             queued = len(refs) - index  # untouched rows: due now, for the next housekeeping run
             break
         try:
-            # The provider whose ids look like this one (Twilio SM..., SMSAPI hex or idx:).
-            result = (channel_owning(ref) or primary).delete_message(ref)
+            # The provider whose ids look like this one (Twilio SM..., SMSAPI hex or idx:,
+            # a Twilio call CA...).
+            if voice is not None and voice.owns_ref(ref):
+                result = voice.delete_call(ref)
+            else:
+                result = (channel_owning(ref) or primary).delete_message(ref)
         except ProviderError as exc:
             failed += 1
             later[ref] = str(exc)[:300]

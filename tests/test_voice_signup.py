@@ -147,3 +147,27 @@ def test_a_lost_link_for_a_landline_comes_by_call_and_a_stranger_s_landline_gets
     assert [c["To"] for c in twilio.calls] == [LANDLINE, LANDLINE]
     code, _ = code_call(twilio, LANDLINE)
     assert other.post("/verify", data={"code": code}).headers["Location"].startswith("/m/")
+
+
+def test_erasing_a_resident_deletes_their_calls_at_twilio_too(client, twilio):
+    from alerts import publish as lifecycle
+    from alerts.models import Delivery
+    from subscribers import erasure
+    from tests.test_delivery import alert, drain
+
+    client.post("/subscribe", data=subscribe_form(phone=LANDLINE_TYPED, contact="voice", calls=["weather"]))
+    code, _ = code_call(twilio, LANDLINE)
+    client.post("/verify", data={"code": code})
+    app = client.application
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    drain(app)
+    assert len(twilio.calls) == 2
+    alert_call = twilio.calls[-1]["sid"]
+    # The call is over (no webhook server here: the fake only records the end).
+    twilio._set(alert_call, status="completed", duration=40)
+    code_sid = twilio.calls[0]["sid"]
+    resident = subscriber(LANDLINE)
+    erasure.erase(resident)
+    assert sorted(twilio.deleted_calls) == sorted([code_sid, alert_call])
+    assert twilio.calls == []
+    assert db.session.scalar(select(Delivery.subscriber_id)) is None  # the count stays, anonymous

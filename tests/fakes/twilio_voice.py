@@ -4,6 +4,8 @@ answers the calls and presses keys, for tests and benchmarks.
     POST /2010-04-01/Accounts/{AccountSid}/Calls.json          create (201, status "queued")
     GET  /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json    fetch
     GET  /2010-04-01/Accounts/{AccountSid}/Calls.json          list, newest first, To/From/Status filters
+    DELETE /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json  204; 404 + 20404 unknown; 409 + 20009 while
+         the call is not over
 
 Everything else (Messages, auth, programmed failures, `hold`, `outage`) is FakeTwilio's.
 Behaviour copied from Twilio: `To` and `From` required (21213 without From), a `Url` or
@@ -48,6 +50,8 @@ ERROR_MESSAGES.update({
     21213: "'From' phone number is required.",
     21217: "Phone number does not appear to be valid",
 })
+# Twilio deletes only a call that is over (20009 otherwise).
+_FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 HUMAN = "human"
 MACHINE = "machine"
 
@@ -71,12 +75,14 @@ class FakeTwilioVoice(FakeTwilio):
         self._calls: list[dict[str, Any]] = []
         self._calls_by_sid: dict[str, dict[str, Any]] = {}
         self._voice_session: threading.local = threading.local()
+        self.deleted_calls: list[str] = []
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             self._calls = []
             self._calls_by_sid = {}
+            self.deleted_calls = []
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -216,6 +222,15 @@ class FakeTwilioVoice(FakeTwilio):
             if payload is None:
                 return self._error(start_response, 404, 20404)
             return self._json(start_response, 200, payload)
+        if method == "DELETE":
+            with self._lock:
+                record = self._calls_by_sid.get(sid)
+                if record is not None and record["status"] in _FINAL:
+                    del self._calls_by_sid[sid]
+                    self._calls.remove(record)
+                    self.deleted_calls.append(sid)
+                    return self._respond(start_response, 204, b"", "application/json; charset=utf-8")
+            return self._error(start_response, 404, 20404) if record is None else self._error(start_response, 409, 20009)
         return self._error(start_response, 405, 20004, "Method not allowed")
 
     def _create_call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
