@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: run fanout, dispatch, smsapi, memory and public in turn, one at a time.
+"""`python -m bench [--quick]`: run fanout, dispatch, calls, smsapi, memory and public in turn, one at a time.
 
 Prints a short header, then one line per figure (ours, the baseline measured in the same
 run, the ratio, the target and PASS/MISS); progress goes to stderr. `--quick` divides every
@@ -27,6 +27,10 @@ Medians of 3 runs, ours and the baseline alternating; fixtures are built and fre
            the fake Twilio API in its own process, vs a bare keep-alive requests.Session (32
            connections, 32 threads) posting the same forms. Ratio = our msg/s / raw msg/s,
            target >= 0.5x and >= 100 msg/s (10x Twilio's default 10 segments/s per alphanumeric sender).
+  calls    calls/s placed through the same sliding window (TwilioVoice, the real twilio SDK's
+           calls.create, 32 threads) to residents who take calls, with the SMS/s of the same dispatcher
+           to the same fake beside it, vs the bare requests.Session posting the same Calls forms.
+           Ratio = our calls/s / raw calls/s, target >= 0.5x.
   smsapi   SMS/s through SmsapiSms (the real smsapi-client, 32 threads) to the fake SMSAPI in its
            own process, vs bare requests posts of the same forms. Ratio = our msg/s / raw msg/s,
            target >= 0.5x.
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start_launcher()  # before anything grows: see its docstring (ru_maxrss is inherited)
 
-    from bench import dispatch, fanout, memory, public_pages, smsapi
+    from bench import calls, dispatch, fanout, memory, public_pages, smsapi
 
     scale = 10 if args.quick else 1
     print(HEADER.format(mode="quick: counts / 10, smoke run only" if args.quick else "full",
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                         memory=memory.FULL_RESIDENTS // scale, dispatched=memory.FULL_DISPATCHED // scale),
           flush=True)
     benchmarks: list[tuple[str, Callable[[bool], list[str]]]] = [
-        ("fanout", fanout.main), ("dispatch", dispatch.main), ("smsapi", smsapi.main), ("memory", memory.main),
+        ("fanout", fanout.main), ("dispatch", dispatch.main), ("calls", calls.main), ("smsapi", smsapi.main),
+        ("memory", memory.main),
         ("public", public_pages.main)]
     missed = False
     started = time.monotonic()

@@ -207,7 +207,7 @@ def seed_residents(count: int, *, categories: dict[str, int], areas: list[str], 
 
 
 def new_alert(*, category: str = "weather", level: int | None = 1, areas: list[str] | None = None,
-              expires_hours: float = 6.0):  # noqa: ANN201 - an Alert
+              expires_hours: float = 6.0, channels: tuple[str, ...] = ("sms",)):  # noqa: ANN201 - an Alert
     """A committed draft alert (publishing it is what gets timed)."""
     from datetime import timedelta
 
@@ -216,7 +216,7 @@ def new_alert(*, category: str = "weather", level: int | None = 1, areas: list[s
 
     now = utcnow()
     draft = lifecycle.Draft(
-        category=category, level=level, areas=areas, channels=["sms"],
+        category=category, level=level, areas=areas, channels=list(channels),
         titles={"pl": "Burze z gradem 1. stopnia"},
         texts={"pl": "Prognozowane burze z gradem i porywami wiatru do 70 km/h. "
                      "Zabezpiecz rzeczy na balkonie."},
@@ -310,9 +310,10 @@ class FakeProcess:
 
 
 def _start_twilio(record_bodies: bool) -> Any:
-    from tests.fakes.twilio_api import FakeTwilio
+    # Messages and Calls, as one Twilio account's API base serves both.
+    from tests.fakes.twilio_voice import FakeTwilioVoice
 
-    return FakeTwilio(record_bodies=record_bodies).start()
+    return FakeTwilioVoice(record_bodies=record_bodies).start()
 
 
 def _twilio_info(fake: Any) -> FakeInfo:
@@ -320,7 +321,7 @@ def _twilio_info(fake: Any) -> FakeInfo:
 
 
 def _twilio_counts(fake: Any) -> dict[str, Any]:
-    return {"requests": fake.request_count, "messages": len(fake.messages)}
+    return {"requests": fake.request_count, "messages": len(fake.messages), "calls": len(fake.calls)}
 
 
 class FakeTwilioProcess(FakeProcess):
