@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from admin import add_error_pages
 from admin.people import _csv_cell, shown_phone
+from alerts.call_outcome import calls_made
 from alerts.figures import CALL_ORDER, not_confirmed as not_confirmed_query
 from alerts.models import Alert
 from db import db
@@ -40,6 +41,7 @@ def _rows(alert: Alert, area: str | None) -> list[dict[str, Any]]:
                                             .where(SubscriberArea.subscriber_id.in_(ids))):
             areas.setdefault(sid, []).append(code)
     staff = current_staff()
+    made = calls_made([delivery.id for delivery, _p, _s in found])
     rows = []
     for delivery, phone, sid in found:
         codes = sorted(areas.get(sid, []))
@@ -50,7 +52,7 @@ def _rows(alert: Alert, area: str | None) -> list[dict[str, Any]]:
         rows.append({"phone": shown_phone(phone, staff) if phone else t("recipients.erased"),
                      "areas": ", ".join(m.area(c).name if m.area(c) else c for c in codes),
                      "outcome": delivery.outcome if delivery.outcome in CALL_ORDER else "calling",
-                     "attempts": delivery.attempts, "status": delivery.status})
+                     "attempts": made.get(delivery.id, 0), "status": delivery.status})
     return rows
 
 

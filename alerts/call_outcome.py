@@ -6,8 +6,9 @@ pending -> sending (a dispatcher places call 1) -> sent (Twilio took it) -> then
 final (delivered: confirmed, opted out, voicemail left, or answered on the last attempt;
 undelivered: busy or no answer on the last attempt; failed) or pending again for the next
 call VOICE_RETRY_MINUTES later (busy, no answer, answered without pressing 1), at most
-VOICE_ATTEMPTS calls, never past the message's end. ``Delivery.outcome`` holds the last
-outcome; every webhook is also a DeliveryEvent.
+VOICE_ATTEMPTS calls (counted by the call SIDs its events name: a claim that Twilio refused
+placed no call), never past the message's end. ``Delivery.outcome`` holds the last outcome;
+every webhook is also a DeliveryEvent.
 
 Each webhook locks the delivery's row first (FOR UPDATE; SQLite's write lock), so a key
 press and a status callback for the same call take turns, and a callback that comes twice
@@ -23,7 +24,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import exists, select
+from sqlalchemy import distinct, exists, func, select
 
 from alerts.models import (
     CALL_ANSWERED,
@@ -41,6 +42,7 @@ from alerts.models import (
     SENDING,
     SENT,
     SKIPPED,
+    UNCERTAIN,
     UNDELIVERED,
     Delivery,
     DeliveryEvent,
@@ -79,8 +81,9 @@ def find(delivery_id: str | None, report: CallReport) -> tuple[Delivery | None, 
                                                     DeliveryEvent.provider_ref == report.provider_ref)))
     if known:
         return delivery, EARLIER
-    if delivery.provider_ref is None and delivery.status == SENDING:
-        # Its dispatcher placed this call and has not recorded it yet (or died): adopt it.
+    if delivery.provider_ref is None and delivery.status in (SENDING, UNCERTAIN):
+        # Its dispatcher placed this call and has not recorded it yet (or died, or its call
+        # to Twilio timed out after Twilio had placed it): adopt it.
         delivery.provider_ref = report.provider_ref
         return delivery, CURRENT
     return None, None
@@ -152,8 +155,20 @@ def deadline(delivery: Delivery) -> datetime:
     return (alert.published_at or alert.created_at) + timedelta(hours=hours)
 
 
+def calls_made(delivery_ids: list[int]) -> dict[int, int]:
+    """How many calls each delivery has placed: the distinct call SIDs its events name.
+    (Delivery.attempts counts claims, which a provider error also uses up.)"""
+    if not delivery_ids:
+        return {}
+    return dict(db.session.execute(
+        select(DeliveryEvent.delivery_id, func.count(distinct(DeliveryEvent.provider_ref)))
+        .where(DeliveryEvent.delivery_id.in_(delivery_ids), DeliveryEvent.provider_ref.is_not(None))
+        .group_by(DeliveryEvent.delivery_id)).all())
+
+
 def _may_call_again(delivery: Delivery, at: datetime) -> bool:
-    if delivery.attempts >= int(current_app.config.get("VOICE_ATTEMPTS", 3)):
+    db.session.flush()  # this webhook's own event names the current call
+    if calls_made([delivery.id]).get(delivery.id, 0) >= int(current_app.config.get("VOICE_ATTEMPTS", 3)):
         return False
     if delivery.alert.status != PUBLISHED or at >= deadline(delivery):
         return False

@@ -107,6 +107,10 @@ class Dispatcher(Sending, Recording):
         self.webpush = app.extensions.get("webpush")
         self.voice = app.extensions.get("voice")
         self.ring_seconds = int(cfg.get("VOICE_RING_SECONDS", 30))
+        # Calls out at once: two seconds' worth at the call rate (a thread waits at most that
+        # long for its turn); without a call rate nothing waits, and the window is the cap.
+        call_rate = float(cfg.get("VOICE_CALLS_PER_SECOND", 1))
+        self.calls_cap = min(self.concurrency, max(1, int(call_rate * 2))) if call_rate > 0 else self.window_size
         municipality = app.extensions["municipality"]
         self.municipality = municipality
         self.zone = ZoneInfo(municipality.timezone)
@@ -118,21 +122,40 @@ class Dispatcher(Sending, Recording):
     def in_quiet_hours(self, now: datetime) -> bool:
         return in_quiet_hours(self.quiet_hours, now.astimezone(self.zone).time())
 
-    def due(self, now: datetime, limit: int | None = None):  # noqa: ANN201 - a Select of delivery ids
-        """The next batch (up to `limit`, default batch_size) of due deliveries, most urgent first."""
+    def due(self, now: datetime, limit: int | None = None, calls: bool | None = None,
+            lock: bool = True):  # noqa: ANN201
+        """The next batch (up to `limit`, default batch_size) of due deliveries, most urgent
+        first: a Select of ids. `calls`: True for calls only, False for everything but calls.
+        `lock` (PostgreSQL): FOR UPDATE SKIP LOCKED, for a claim."""
         due = select(Delivery.id).where(Delivery.status == PENDING, Delivery.next_attempt_at <= now)
+        if calls is not None:
+            due = due.where(Delivery.channel == "voice" if calls else Delivery.channel != "voice")
         if self.in_quiet_hours(now):
             # A range of the claim index: the deferred routine messages are not even read.
             due = due.where(Delivery.priority >= QUIET_HOURS_MIN_PRIORITY)
         # Exactly the order of ix_delivery_claim, so the database reads one batch and stops.
         due = due.order_by(Delivery.priority.desc(), Delivery.id).limit(limit or self.batch_size)
-        if db.engine.dialect.name == "postgresql":
+        if lock and db.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         return due
 
-    def claim(self, now: datetime, limit: int | None = None) -> list[int]:
-        """Mark up to `limit` (default batch_size) due deliveries as ours ('sending') and commit."""
-        due = self.due(now, limit)
+    def claim(self, now: datetime, limit: int | None = None, calls: int | None = None) -> list[int]:
+        """Mark up to `limit` (default batch_size) due deliveries as ours ('sending') and commit.
+
+        `calls` caps the calls among them: a call waits for VOICE_CALLS_PER_SECOND in a
+        sending thread, so a backlog of calls claimed at once would hold every thread and
+        hold up the SMS behind it. Then SMS and push are claimed first, and calls after them
+        up to the cap. None: no cap (calls are off, or the caller counts for itself)."""
+        limit = limit or self.batch_size
+        if calls is None or self.voice is None:
+            return self._claim(self.due(now, limit), now)
+        ids = self._claim(self.due(now, limit, calls=False), now)
+        room = min(calls, limit - len(ids))
+        if room > 0:
+            ids += self._claim(self.due(now, room, calls=True), now)
+        return ids
+
+    def _claim(self, due, now: datetime) -> list[int]:  # noqa: ANN001 - a Select of ids
         stmt = (
             update(Delivery.__table__)
             .where(Delivery.__table__.c.id.in_(due.scalar_subquery()))
@@ -176,7 +199,7 @@ class Dispatcher(Sending, Recording):
         with self.app.app_context():
             try:
                 now = utcnow()
-                ids = self.claim(now)
+                ids = self.claim(now, calls=self.calls_cap)
                 if not ids:
                     return 0
                 jobs = self.load(ids)

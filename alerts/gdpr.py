@@ -19,10 +19,13 @@ def export_messages(subscriber: Subscriber) -> tuple[str, list[dict[str, Any]]]:
         select(Delivery, Alert).join(Alert, Alert.id == Delivery.alert_id)
         .where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id)
     ).all()
+    from alerts.call_outcome import calls_made
+
+    made = calls_made([d.id for d, _alert in rows if d.channel == "voice"])
     return "messages_to_you", [
         {"alert": alert.id, "title": alert.title(subscriber.language), "channel": d.channel, "status": d.status,
          "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-         **({"call_outcome": d.outcome, "calls": d.attempts} if d.channel == "voice" else {})}
+         **({"call_outcome": d.outcome, "calls": made.get(d.id, 0)} if d.channel == "voice" else {})}
         for d, alert in rows
     ]
 

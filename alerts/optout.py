@@ -27,6 +27,8 @@ from sqlalchemy.engine import Engine
 
 from subscribers.models import ACTIVE, Subscriber
 
+# An active resident who turned calls off (9 in a call, the manage page).
+NO_CALLS = "active:no_calls"
 # Ids per IN (...): well under every database's limit on bound parameters.
 CHUNK = 500
 
@@ -53,8 +55,9 @@ class OptOutCheck:
         with self.lock:
             self.waiting.update(i for i in subscriber_ids if i is not None)
 
-    def active(self, subscriber_id: int | None) -> bool:
-        """Whether the resident is active, as read at most `max_age` seconds ago.
+    def active(self, subscriber_id: int | None, channel: str = "sms") -> bool:
+        """Whether the resident is active (and, for a call, still wants calls), as read at
+        most `max_age` seconds ago.
 
         Raises the database's error when it cannot be read (the caller retries later and
         sends nothing): no read, no message.
@@ -65,7 +68,8 @@ class OptOutCheck:
             if subscriber_id not in self.status or time.monotonic() - self.read_at > self.max_age:
                 self.waiting[subscriber_id] += 0  # read this one even if expect() missed it
                 self._read()
-            answer = self.status.get(subscriber_id) == ACTIVE
+            status = self.status.get(subscriber_id)
+            answer = status == ACTIVE or (status == NO_CALLS and channel != "voice")
             self._forget(subscriber_id)
         return answer
 
@@ -91,9 +95,11 @@ class OptOutCheck:
         try:
             with self.conn.begin():
                 for i in range(0, len(ids), CHUNK):
-                    rows = self.conn.execute(select(Subscriber.id, Subscriber.status)
+                    rows = self.conn.execute(select(Subscriber.id, Subscriber.status, Subscriber.voice)
                                              .where(Subscriber.id.in_(ids[i:i + CHUNK])))
-                    fresh.update((row.id, row.status) for row in rows)
+                    # "active" without calls: an SMS still goes, a call no longer does.
+                    fresh.update((row.id, row.status if row.voice or row.status != ACTIVE else NO_CALLS)
+                                 for row in rows)
         except Exception:
             # A broken connection (the database restarted): the next read opens another.
             self.conn.invalidate()

@@ -19,8 +19,11 @@ from sqlalchemy import select, union, update
 
 from alerts import match, outbox
 from alerts.models import (
+    CALL_ANSWERED,
+    CALL_VOICEMAIL,
     CANCELLED,
     CHANNELS,
+    DELIVERED,
     DELIVERY_EXPIRED,
     AWAITING,
     DRAFT,
@@ -153,6 +156,10 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
     return alert
 
 
+# Outcomes of a call whose resident heard the message (alerts/call_outcome.py).
+HEARD_CALL = (CALL_ANSWERED, CALL_VOICEMAIL)
+
+
 # --- versions and locks ---------------------------------------------------------------------
 
 CONTENT_FIELDS = ("kind", "category", "level", "titles", "texts", "areas", "channels", "starts_at",
@@ -277,6 +284,14 @@ def publish(alert: Alert, now: datetime | None = None, *, commit: bool = True) -
     chain = _chain_ids(alert)
     counts: dict[str, int] = {}
     if chain:
+        # A call answered (or left on a machine) and waiting for its next attempt was heard:
+        # it ends delivered, so the follow-up reaches that resident like everyone who got it.
+        db.session.execute(
+            update(Delivery).where(Delivery.alert_id.in_(chain), Delivery.status == PENDING,
+                                   Delivery.channel == "voice", Delivery.outcome.in_(HEARD_CALL))
+            .values(status=DELIVERED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
         db.session.execute(
             update(Delivery).where(Delivery.alert_id.in_(chain), Delivery.status == PENDING)
             .values(status=SKIPPED, error="superseded", updated_at=now)

@@ -171,8 +171,10 @@ def _not_held(row: Any, refs: list[str]) -> set[str]:
     held = set(db.session.scalars(select(Delivery.provider_ref).where(
         Delivery.provider_ref.in_(refs), Delivery.id != row.id)))
     if row.channel == "voice":
+        # A call some delivery recorded before (this row's earlier attempts included). An
+        # event of no delivery (a webhook that found none) is no claim: it may be this call.
         held |= set(db.session.scalars(select(DeliveryEvent.provider_ref).where(
-            DeliveryEvent.provider_ref.in_(refs))))
+            DeliveryEvent.provider_ref.in_(refs), DeliveryEvent.delivery_id.is_not(None))))
     return set(refs) - held
 
 

@@ -181,7 +181,7 @@ class Sending:
         DISPATCH_OPTOUT_CHECK_SECONDS ago (alerts/optout.py), right before the provider call
         (after the rate limiter's wait): an opt-out committed before that stops the message,
         however long the batch has been out."""
-        return self.optout.active(job.subscriber_id)
+        return self.optout.active(job.subscriber_id, job.channel)
 
     def send(self, job: Job) -> Outcome:
         """Runs in a pool thread: re-reads the resident's state, then talks to one provider."""

@@ -56,6 +56,8 @@ class SendingWindow:
         self.lock = threading.Lock()
         self.held: set[int] = set()  # ours and not yet recorded: what the lease renewer renews
         self.out = 0  # calls handed to the pool and not yet returned: the window's places taken
+        self.calls_out = 0  # of them, voice calls (at most the dispatcher's calls_cap)
+        self.calls_capped = False  # the last claim left calls out because of that cap
         self.finished: list[Outcome] = []  # calls that returned, to record
         self.skipped: list[Job] = []  # prepare() decided not to send, to record
         self.wake = threading.Event()  # a call returned
@@ -104,7 +106,11 @@ class SendingWindow:
                 except Exception:  # noqa: BLE001 - a bad claim must not stop alerts; logged, retried
                     log.exception("claiming deliveries failed")
                     db.session.rollback()
-                if not claimed:
+                if not claimed and self.calls_capped:
+                    # Calls are due but as many as the call rate allows are out: claim again
+                    # as soon as one returns (the wait below), not after idle_seconds.
+                    pass
+                elif not claimed:
                     if until_idle and asked:
                         return  # nothing more is due: the drain finishes what is out
                     next_claim = time.monotonic() + idle_seconds
@@ -142,7 +148,11 @@ class SendingWindow:
     def _fill(self, limit: int) -> int:
         """Claim up to `limit` due deliveries and put them in flight; returns how many."""
         now = utcnow()
-        ids = self.d.claim(now, limit)
+        with self.lock:
+            calls_room = max(0, self.d.calls_cap - self.calls_out)
+        # Only when calls are out to the cap can a claim have left due calls behind.
+        self.calls_capped = calls_room == 0 and self.d.voice is not None and self._calls_due(now)
+        ids = self.d.claim(now, limit, calls=calls_room)
         if not ids:
             return 0
         with self.lock:
@@ -161,10 +171,14 @@ class SendingWindow:
         with self.lock:
             self.skipped.extend(j for j in jobs if j.skip)
             self.out += len(to_send)
+            self.calls_out += sum(1 for j in to_send if j.channel == "voice")
         for job in to_send:
             future = self.d.pool.submit(self.d.send, job)
             future.add_done_callback(lambda f, job=job: self._returned(job, f))
         return len(ids)
+
+    def _calls_due(self, now) -> bool:  # noqa: ANN001
+        return db.session.execute(self.d.due(now, 1, calls=True, lock=False)).first() is not None
 
     def _returned(self, job: Job, future: Future) -> None:
         """In the pool thread that made the call: queue its outcome for the next flush."""
@@ -175,11 +189,13 @@ class SendingWindow:
             with self.lock:
                 self.held.discard(job.delivery_id)
                 self.out -= 1
+                self.calls_out -= job.channel == "voice"
                 due = True
         else:
             with self.lock:
                 self.finished.append(outcome)
                 self.out -= 1
+                self.calls_out -= job.channel == "voice"
                 # Wake the loop only when it has something to do: a refill's worth of room,
                 # a full group to record, or the last call out (one wake per call would have
                 # the loop and 32 threads take turns at the GIL for nothing).

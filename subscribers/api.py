@@ -99,6 +99,9 @@ def _with_calls(prefs: service.Preferences, data: dict[str, Any]) -> service.Pre
         return prefs
     if not service.calls_enabled():
         raise SubscriptionError("calls_unavailable", field="calls")
+    if calls in (None, True, False, [], {}) and only:
+        # Calls are all this resident gets: everything they chose rings the phone.
+        return replace(prefs, calls=service.all_calls(prefs.categories), voice_only=True)
     if calls in (None, True, False, [], {}):
         chosen, levels = [], None
     elif isinstance(calls, list) and all(isinstance(c, str) for c in calls):
@@ -167,7 +170,12 @@ def change(token: str):  # noqa: ANN201
     subscriber = _subscriber_for(token)
     data = _body()
     data.setdefault("language", subscriber.language)
-    service.update_preferences(subscriber, _preferences(data), origin())
+    prefs = _preferences(data)
+    if "calls" not in data and "calls_only" not in data:
+        # A change that does not mention calls leaves them as they are.
+        current = service.current_preferences(subscriber)
+        prefs = replace(prefs, calls=current.calls, voice_only=current.voice_only)
+    service.update_preferences(subscriber, prefs, origin())
     return jsonify(_state(subscriber))
 
 

@@ -5,7 +5,8 @@ reference, who typed it in), and the resident is told once how to change or leav
 No code is asked for (the resident is not at the keyboard), so the one message that goes
 to the number names the form: a typo in the number reaches a stranger with one message that
 tells them how to leave, never a stream of warnings. A number that opted out after the form
-was signed is refused: the newer wish wins.
+was signed is refused, and one that stopped calls since gets no calls: the newer wish wins.
+(The form carries a day, not a time: a form signed on the day of an opt-out counts as after.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy import func, select
 
 from db import db, utcnow
 from i18n import translate
@@ -22,7 +24,7 @@ from staff import audit
 from staff.models import StaffUser
 from subscribers import outbox, service
 from subscribers.errors import SubscriptionError
-from subscribers.models import ACTIVE, OPTED_OUT, Subscriber
+from subscribers.models import ACTIVE, OPTED_OUT, ConsentEvent, Subscriber
 from subscribers.phone import is_landline, normalize_phone
 
 REFERENCE_MAX = 64
@@ -69,19 +71,26 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
     """Register (or update) the resident of a paper form and commit. A landline gets calls
     only. Errors: the phone errors, ``reference_missing``, ``reference_too_long``,
     ``signed_on_missing``, ``signed_on_invalid``, ``opted_out_since`` (the number left
-    after the form was signed)."""
+    after the form was signed), ``calls_stopped_since`` (a landline that stopped calls
+    since)."""
     reference = _reference(reference)
     signed_on = _signed_on(signed_on)
     phone = _phone(phone_raw)
     m = service.municipality()
     if is_landline(phone):
         # A landline cannot get an SMS: it is registered for calls, whatever was ticked.
-        prefs = replace(prefs, voice_only=True, calls=prefs.calls or service.default_calls(prefs.categories))
+        prefs = replace(prefs, voice_only=True, calls=service.all_calls(prefs.categories))
     subscriber = service.subscriber_for_signup(phone, prefs.language)
     signed_at = datetime.combine(signed_on, time.max, tzinfo=ZoneInfo(m.timezone))
     if subscriber.status == OPTED_OUT and subscriber.opted_out_at and subscriber.opted_out_at > signed_at:
         raise SubscriptionError("opted_out_since", field="signed_on", day=subscriber.opted_out_at.astimezone(
             ZoneInfo(m.timezone)).date().isoformat())
+    stopped = _calls_stopped_since(subscriber, signed_at)
+    if stopped is not None and prefs.calls:
+        if prefs.voice_only:
+            # Calls are all a landline can get, and the resident said no more calls since.
+            raise SubscriptionError("calls_stopped_since", field="signed_on", day=stopped)
+        prefs = replace(prefs, calls={}, voice_only=False)  # the newer "no more calls" wins
     was = subscriber.status
     now = utcnow()
     service._apply_preferences(subscriber, prefs)
@@ -95,6 +104,17 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
     _tell(subscriber, reference, now)
     db.session.commit()
     return subscriber
+
+
+def _calls_stopped_since(subscriber: Subscriber, signed_at: datetime) -> str | None:
+    """The day the resident stopped calls (9 in a call), if after the form was signed."""
+    if subscriber.id is None:
+        return None
+    at = db.session.scalar(select(func.max(ConsentEvent.created_at)).where(
+        ConsentEvent.subscriber_id == subscriber.id, ConsentEvent.action == "voice_opt_out"))
+    if at is None or at <= signed_at:
+        return None
+    return at.astimezone(ZoneInfo(service.municipality().timezone)).date().isoformat()
 
 
 def _tell(subscriber: Subscriber, reference: str, now: datetime) -> None:

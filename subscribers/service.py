@@ -20,6 +20,7 @@ from db import db, utcnow
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers.consent import CONSENT_VERSION
 from subscribers.errors import SubscriptionError
+from subscribers.phone import is_landline
 from subscribers.models import (
     ACTIVE,
     DEACTIVATED,
@@ -80,6 +81,12 @@ def default_calls(categories: Iterable[str]) -> dict[str, int]:
     """The default call levels for a resident who chose `categories` and wants calls."""
     chosen = set(categories)
     return {c: lvl for c, lvl in DEFAULT_CALL_LEVELS.items() if c in chosen or c == "emergency"}
+
+
+def all_calls(categories: dict[str, int]) -> dict[str, int]:
+    """Calls for a resident who takes calls only: everything they chose, from the levels they
+    chose (a call is all they get), and every emergency."""
+    return {**categories, "emergency": 1}
 
 
 def parse_calls(wanted: bool, chosen: Iterable[str] | None, levels: dict[str, Any] | None,
@@ -246,6 +253,14 @@ def subscriber_for_signup(phone: str, language: str) -> Subscriber:
 # --- changing and leaving ---------------------------------------------------------------
 
 def update_preferences(subscriber: Subscriber, prefs: Preferences, origin: Origin) -> None:
+    """Change what the resident gets. Where the gmina makes no calls the form shows no call
+    choices, so the resident's stay as they are. A landline keeps calls only: an SMS cannot
+    reach it (``landline_calls_only``)."""
+    if not calls_enabled():
+        current = current_preferences(subscriber)
+        prefs = replace(prefs, calls=current.calls, voice_only=current.voice_only)
+    elif subscriber.phone and is_landline(subscriber.phone) and not prefs.voice_only:
+        raise SubscriptionError("landline_calls_only", field="contact")
     _apply_preferences(subscriber, prefs)
     _ledger(subscriber, "change", origin, prefs, consent=True)
     db.session.commit()

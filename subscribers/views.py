@@ -42,7 +42,7 @@ from subscribers.errors import SubscriptionError
 from subscribers.errors import error_message as subscription_error_message
 from subscribers.links import make_manage_token, subscriber_for_token
 from subscribers.models import ACTIVE, OPTED_OUT, VERIFICATION_RETENTION_DAYS, Subscriber
-from subscribers.phone import mask_phone, normalize_phone
+from subscribers.phone import mask_phone
 
 bp = Blueprint("public", __name__)
 
@@ -130,12 +130,13 @@ class PrefsForm:
         m = _municipality()
         single = m.area_codes() if len(m.areas) == 1 else []
         return cls(set(m.default_categories), {}, set(single), current_language(), CONTACT_SMS,
-                   set(service.default_calls(m.default_categories)))
+                   set(service.default_calls(m.default_categories)) - {ALWAYS_ON_CATEGORY})
 
     @classmethod
     def from_preferences(cls, prefs: service.Preferences) -> PrefsForm:
         contact = CONTACT_VOICE if prefs.voice_only else CONTACT_BOTH if prefs.calls else CONTACT_SMS
-        calls = set(prefs.calls) or set(service.default_calls(prefs.categories))
+        calls = (set(prefs.calls) if prefs.calls and not prefs.voice_only
+                 else set(service.default_calls(prefs.categories))) - {ALWAYS_ON_CATEGORY}
         return cls(set(prefs.categories), {c: str(v) for c, v in prefs.categories.items()},
                    set(prefs.areas), prefs.language, contact, calls)
 
@@ -162,11 +163,15 @@ class PrefsForm:
                                           self.language or None)
         if self.contact not in CONTACTS:
             raise SubscriptionError("contact_invalid", field="contact")
-        wanted = self.contact != CONTACT_SMS and service.calls_enabled()
-        # The call levels: the DEFAULT_CALL_LEVELS, or the category's own level if higher.
-        calls = service.parse_calls(wanted, sorted(self.calls & (set(prefs.categories) | {"emergency"}))
-                                    or ["emergency"], None, prefs.categories)
-        return replace(prefs, calls=calls, voice_only=self.voice_only)
+        if not service.calls_enabled() or self.contact == CONTACT_SMS:
+            return prefs
+        if self.voice_only:
+            # Calls are all this resident gets: everything they chose rings the phone.
+            return replace(prefs, calls=service.all_calls(prefs.categories), voice_only=True)
+        # SMS and calls: the ticked categories ring from the DEFAULT_CALL_LEVELS (or the
+        # category's own level if higher), and every emergency.
+        chosen = sorted((self.calls & set(prefs.categories)) | {ALWAYS_ON_CATEGORY})
+        return replace(prefs, calls=service.parse_calls(True, chosen, None, prefs.categories))
 
 
 CONTACT_SMS, CONTACT_BOTH, CONTACT_VOICE = "sms", "sms_voice", "voice"

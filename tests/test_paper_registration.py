@@ -108,3 +108,23 @@ def test_paper_registration_needs_a_signed_in_staff_member(make_app):
     response = client.post("/admin/subscribers/new", data=paper_form())
     assert response.status_code == 302 and "/admin/login" in response.headers["Location"]
     assert db.session.scalar(select(Subscriber)) is None
+
+
+def test_a_paper_form_older_than_a_9_in_a_call_does_not_bring_calls_back(office, twilio):
+    from subscribers import service
+
+    form = paper_form(contact="sms_voice", calls=["weather"])
+    assert office.post("/admin/subscribers/new", data=form).status_code == 302
+    service.stop_calls(resident(MOBILE), service.Origin("voice"), detail="pressed 9")
+    db.session.commit()
+    old = (date.today() - timedelta(days=30)).isoformat()
+    response = office.post("/admin/subscribers/new", data={**form, "signed_on": old, "reference": "KZ/OLD/1"})
+    assert response.status_code == 302
+    r = resident(MOBILE)
+    assert (r.status, r.voice) == ("active", False)  # the SMS part of the form stands; no calls
+    # A landline has nothing but calls: an older form is refused.
+    assert office.post("/admin/subscribers/new", data=paper_form(phone=LANDLINE_TYPED)).status_code == 302
+    service.stop_calls(resident(LANDLINE), service.Origin("voice"), detail="pressed 9")
+    db.session.commit()
+    response = office.post("/admin/subscribers/new", data=paper_form(phone=LANDLINE_TYPED, signed_on=old))
+    assert response.status_code == 400 and "signed_on" in page(response).errors

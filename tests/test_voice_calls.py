@@ -418,3 +418,133 @@ def test_call_outcomes_per_village_and_the_not_confirmed_list_for_the_soltys(ser
     actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("calls_not_confirmed%")))
     assert sorted(actions) == ["calls_not_confirmed_exported", "calls_not_confirmed_viewed",
                                "calls_not_confirmed_viewed"]
+
+
+def test_a_call_whose_placing_timed_out_is_adopted_when_answered_and_not_placed_again(calls, twilio):
+    from alerts.reconcile import reconcile_stuck
+
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    sid = one_call(twilio, app)
+    # What an ambiguous timeout leaves: uncertain, no SID, no event -- but Twilio placed it.
+    db.session.execute(update(Delivery).values(status="uncertain", provider_ref=None, sent_at=None))
+    db.session.execute(DeliveryEvent.__table__.delete())
+    db.session.commit()
+    heard = twilio.ring(sid, "human", keys=["1"])
+    assert "Burze z gradem" in heard.text and heard.text.endswith("potwierdzenie zapisane. Do widzenia.")
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome, delivery.provider_ref) == ("delivered", "confirmed", sid)
+    db.session.execute(update(Delivery).values(claimed_at=utcnow() - timedelta(minutes=5)))
+    db.session.commit()
+    reconcile_stuck()
+    later(60)
+    drain(app)
+    assert len(twilio.calls) == 1
+
+
+def test_the_reconciler_finds_a_timed_out_call_its_status_callback_could_not_place(calls, twilio):
+    """The call ended before anyone adopted it: its callback is kept with no delivery, and
+    the reconciler still takes the call for the row's (no second call)."""
+    from alerts.reconcile import reconcile_stuck
+
+    app, base = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    sid = one_call(twilio, app)
+    [delivery] = voice_deliveries()
+    db.session.execute(update(Delivery).values(status="uncertain", provider_ref=None, sent_at=None))
+    db.session.execute(DeliveryEvent.__table__.delete())
+    db.session.commit()
+    # A status callback of another delivery's id (so none adopts it) leaves an event of no delivery.
+    twilio._set(sid, status="busy", duration=0)
+    assert twilio.send_call_status(sid, url=f"{base}/webhooks/twilio/voice/status?d=999") == 204
+    db.session.execute(update(Delivery).values(claimed_at=utcnow() - timedelta(minutes=5)))
+    db.session.commit()
+    reconcile_stuck()
+    db.session.expire_all()
+    assert db.session.get(Delivery, delivery.id).provider_ref == sid
+    drain(app)
+    assert len(twilio.calls) == 1
+
+
+def test_a_withdrawal_reaches_a_resident_who_heard_the_warning_while_a_retry_waited(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    a = alert(level=2, channels=("voice",))
+    lifecycle.publish(a)
+    twilio.ring(one_call(twilio, app), "human")  # heard it, pressed nothing: a retry waits
+    assert [(d.status, d.outcome) for d in voice_deliveries()] == [("pending", "answered")]
+    cancel = lifecycle.follow_up(a, "cancel", lifecycle.Draft(category="weather", titles={"pl": "Odwołanie"},
+                                                               texts={"pl": "Burze odwołane."}))
+    assert lifecycle.publish(cancel) == {"voice": 1}
+    first = db.session.scalar(select(Delivery).where(Delivery.alert_id == a.id))
+    assert (first.status, first.outcome) == ("delivered", "answered")
+
+
+def test_provider_errors_do_not_use_up_the_calls(calls, twilio):
+    app, _ = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    for _ in range(2):
+        twilio.fail_next(status=500)
+        drain(app)
+        later(60)
+    assert twilio.calls == []
+    twilio.ring(one_call(twilio, app), "busy")
+    [delivery] = voice_deliveries()
+    assert (delivery.status, delivery.outcome) == ("pending", "busy")  # one call made of three
+
+
+def test_calls_waiting_for_the_call_rate_do_not_hold_up_sms(calls, twilio):
+    import threading
+    import time
+
+    from alerts.window import SendingWindow
+
+    app, _ = calls
+    seed(8, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, voice_only=True, start=0)
+    lifecycle.publish(alert(level=2, channels=("voice",)))  # 8 calls, queued first
+    seed(20, categories={"weather": 1}, areas=["KOZY"], start=100)
+    lifecycle.publish(alert(level=2, channels=("sms",)))  # then 20 SMS of the same priority
+    app.config.update(VOICE_CALLS_PER_SECOND=1, SMS_RATE_PER_SECOND=0, DISPATCH_CONCURRENCY=4)
+    dispatcher = Dispatcher(app)
+    stop = threading.Event()
+    runner = threading.Thread(target=SendingWindow(dispatcher).run, args=(stop, 0.1))
+    started = time.monotonic()
+    runner.start()
+    try:
+        while len(twilio.messages) < 20 and time.monotonic() - started < 20:
+            time.sleep(0.05)
+        sms_done = time.monotonic() - started
+        calls_then = len(twilio.calls)
+    finally:
+        stop.set()
+        runner.join(30)
+        dispatcher.close()
+    assert len(twilio.messages) == 20
+    # At 1 call/s the 8 calls take 8 s; the SMS do not wait for them.
+    assert sms_done < 3 and calls_then < 8, (sms_done, calls_then)
+
+
+def test_a_call_is_not_placed_once_the_resident_turned_calls_off(calls, twilio):
+    from subscribers import service
+
+    app, _ = calls
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("sms", "voice")))
+    dispatcher = Dispatcher(app)
+    try:
+        now = utcnow()
+        ids = dispatcher.claim(now)
+        jobs = dispatcher.load(ids)
+        dispatcher.prepare(jobs, now)
+        dispatcher.optout.expect(j.subscriber_id for j in jobs)
+        # Calls turned off after the claim, before the call: the SMS goes, the call does not.
+        service.stop_calls(db.session.get(Subscriber, sid), service.Origin("web"))
+        db.session.commit()
+        outcomes = [dispatcher.send(j) for j in jobs]
+    finally:
+        dispatcher.close()
+    assert {o.job.channel: o.left for o in outcomes} == {"sms": False, "voice": True}
+    assert twilio.calls == [] and len(twilio.messages) == 1

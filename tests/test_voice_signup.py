@@ -56,11 +56,12 @@ def test_a_landline_signs_up_for_calls_and_hears_its_code_twice(client, twilio):
     assert (resident.status, resident.voice, resident.voice_only) == ("active", True, True)
     levels = dict(db.session.execute(select(SubscriberCategory.category, SubscriberCategory.call_level).where(
         SubscriberCategory.subscriber_id == resident.id)).all())
-    assert levels == {"weather": 2, "emergency": 1, "official": None}
+    # Calls are all a landline gets: everything chosen rings, from the levels chosen.
+    assert levels == {"weather": 2, "emergency": 1, "official": 1}
     send_queued_sms()
     assert twilio.messages == []  # a landline gets no SMS, not even the manage link
     verify = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "verify"))
-    assert "calls: emergency, weather>=2 (calls only)" in verify.detail
+    assert "calls: emergency, official, weather>=2 (calls only)" in verify.detail
 
 
 def test_a_landline_asked_to_get_sms_is_told_that_calls_would_work(client, twilio):
@@ -83,7 +84,7 @@ def test_a_mobile_adds_calls_to_its_sms(client, twilio):
     levels = dict(db.session.execute(select(SubscriberCategory.category, SubscriberCategory.call_level).where(
         SubscriberCategory.subscriber_id == resident.id)).all())
     # Weather calls from the resident's own level 3; official has no levels; emergency always.
-    assert levels == {"weather": 3, "official": 1, "emergency": None}
+    assert levels == {"weather": 3, "official": 1, "emergency": 1}
     # The manage page shows the choice, and turning calls off keeps the SMS.
     token = response_token(client)
     p = page(client.get(f"/m/{token}"))
@@ -102,7 +103,8 @@ def response_token(client) -> str:  # noqa: ANN001
 
 def test_the_home_page_offers_calls_only_where_the_gmina_makes_them(client, make_app):
     p = page(client.get("/"))
-    assert p.checked("contact_sms") and p.checked("call_weather") and p.checked("call_emergency")
+    assert p.checked("contact_sms") and p.checked("call_weather") and p.checked("call_hydro")
+    assert "call_emergency" not in p.inputs  # emergencies always ring: nothing to tick
     plain = make_app().test_client()
     assert "contact_sms" not in plain.get("/").get_data(as_text=True)
     # Without calls a landline is what it always was: not a mobile.
@@ -171,3 +173,22 @@ def test_erasing_a_resident_deletes_their_calls_at_twilio_too(client, twilio):
     assert sorted(twilio.deleted_calls) == sorted([code_sid, alert_call])
     assert twilio.calls == []
     assert db.session.scalar(select(Delivery.subscriber_id)) is None  # the count stays, anonymous
+
+
+def test_a_landline_cannot_switch_itself_to_sms(client, twilio):
+    from subscribers.links import make_manage_token
+
+    client.post("/subscribe", data=subscribe_form(phone=LANDLINE_TYPED, contact="voice", calls=["weather"]))
+    code, _ = code_call(twilio, LANDLINE)
+    client.post("/verify", data={"code": code})
+    token = make_manage_token(subscriber(LANDLINE))
+    response = client.post(f"/m/{token}", data={"categories": ["weather"], "level_weather": "1", "language": "pl",
+                                                "contact": "sms"})
+    assert response.status_code == 400
+    assert page(response).errors["contact"] == message("landline_calls_only")
+    assert subscriber(LANDLINE).voice_only is True
+    # An API change that does not mention calls leaves them as they were.
+    answer = client.put(f"/api/v1/subscriptions/{token}", json={"categories": {"weather": 1}, "areas": ["KOZY"]})
+    assert answer.status_code == 200 and answer.get_json()["calls_only"] is True
+    resident = subscriber(LANDLINE)
+    assert (resident.voice, resident.voice_only) == (True, True)
