@@ -33,7 +33,7 @@ from staff import audit
 from staff.audit import AuditEvent
 from staff.auth import current_staff, login_required
 from staff.models import StaffUser
-from subscribers import erasure, service
+from subscribers import call_choice, erasure, service
 from subscribers.errors import SubscriptionError
 from subscribers.models import (ACTIVE, DEACTIVATED, OPTED_OUT, PENDING, ConsentEvent, PushSubscription,
                                 Subscriber, SubscriberArea, SubscriberCategory)
@@ -126,7 +126,9 @@ def resident_counts() -> dict[str, Any]:
                               .join(Subscriber, Subscriber.id == SubscriberCategory.subscriber_id)
                               .where(active).group_by(SubscriberCategory.category))
     sms = db.session.scalar(select(func.count()).select_from(Subscriber)
-                            .where(active, Subscriber.phone.is_not(None))) or 0
+                            .where(active, Subscriber.phone.is_not(None), Subscriber.voice_only.is_(False))) or 0
+    voice = db.session.scalar(select(func.count()).select_from(Subscriber)
+                              .where(active, Subscriber.phone.is_not(None), Subscriber.voice.is_(True))) or 0
     push = db.session.scalar(select(func.count(distinct(PushSubscription.subscriber_id)))
                              .join(Subscriber, Subscriber.id == PushSubscription.subscriber_id)
                              .where(active)) or 0
@@ -137,6 +139,9 @@ def resident_counts() -> dict[str, Any]:
                    for c, n in sorted(by_category.items())]
     channels = [(t("admin_people.channel.sms"), sms), (t("admin_people.channel.push"), push)]
     channels_short = [(t("admin_people.channel.sms"), sms), (t("admin_people.channel.push_short"), push)]
+    if voice or current_app.extensions.get("voice") is not None:
+        channels.append((t("admin_people.channel.voice"), voice))
+        channels_short.append((t("admin_people.channel.voice"), voice))
     return {"by_status": [(s, by_status.get(s, 0)) for s in STATUSES],
             "total": sum(by_status.values()), "active": by_status.get(ACTIVE, 0),
             "areas": areas, "categories": categories, "channels": channels,
@@ -232,7 +237,7 @@ def _render_subscriber(subscriber: Subscriber, errors: dict[str, str] | None = N
     body = render_template("admin/people/subscriber.html", subscriber=subscriber, events=events,
                            phone=shown_phone(subscriber.phone, user), full_phone=full, choices=choices,
                            areas=areas, history=history, history_total=history_total, push_count=push_count,
-                           errors=errors or {}, calls=service.calls_detail(service.current_preferences(subscriber).calls)
+                           errors=errors or {}, calls=call_choice.calls_detail(service.current_preferences(subscriber).calls)
                            .removeprefix("calls: "))
     return (body, status) if status != 200 else body
 

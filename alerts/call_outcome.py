@@ -51,6 +51,7 @@ from db import db, utcnow
 from locks import sqlite_write_lock
 from providers.sms import ProviderError
 from providers.twilio_voice import FINAL_STATUSES as CALL_FINAL, CallReport
+from subscribers import call_choice
 from subscribers.models import ACTIVE, Subscriber
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def key_pressed(delivery: Delivery, report: CallReport, now: datetime) -> str:
         if subscriber is not None:
             from subscribers import service
 
-            service.stop_calls(subscriber, service.Origin("voice"),
+            call_choice.stop_calls(subscriber, service.Origin("voice"),
                                detail=f"pressed 9 in a call about message {delivery.alert_id}")
         return "opted_out"
     record_event(delivery, report, "key", now, detail=f"pressed {digit}" if digit else "no key")

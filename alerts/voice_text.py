@@ -83,9 +83,16 @@ def phrase(key: str) -> str:
     return translate(f"voice.{key}", CALL_LANGUAGE)
 
 
+def is_code_line(line: str) -> bool:
+    """Whether a line of a code call is the code itself (digit words only): said slowly."""
+    words = [w.strip(",.") for w in line.split()]
+    return bool(words) and all(w in _DIGITS for w in words)
+
+
 def code_parts(code: str) -> list[str]:
     """A sign-up code read twice, slowly: each digit a word of its own, commas between
-    (the speech engine pauses at a comma)."""
+    (the speech engine pauses at a comma); the caller says the digit lines slowly
+    (``is_code_line``)."""
     digits = ", ".join(_DIGITS[int(d)] for d in code if d.isdigit())
     return [translate("voice.code_intro", CALL_LANGUAGE, gmina=current_app.extensions["municipality"].genitive),
             digits + ".", translate("voice.code_again", CALL_LANGUAGE), digits + ".",

@@ -230,6 +230,11 @@ def parse_report(form: Mapping[str, str]) -> CallReport | None:
 
 # --- TwiML -----------------------------------------------------------------------------------
 
+class Slow(str):
+    """A part said slowly (a code's digits): SSML <prosody rate="slow"> inside the <Say>,
+    which Polly and Google voices read."""
+
+
 @dataclass(frozen=True)
 class Voice:
     """How <Say> speaks: the voice (Polly.Ola-Neural, Google.pl-PL-Wavenet-A, ...) and the
@@ -239,7 +244,10 @@ class Voice:
     language: str = "pl-PL"
 
     def say(self, parent: Any, text: str) -> None:
-        parent.say(text, voice=self.name, language=self.language)
+        if isinstance(text, Slow):
+            parent.say(voice=self.name, language=self.language).prosody(str(text), rate="slow")
+        else:
+            parent.say(text, voice=self.name, language=self.language)
 
 
 def message_twiml(voice: Voice, parts: list[str], menu: str, gather_url: str, goodbye: str,

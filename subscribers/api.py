@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from municipality import CATEGORIES, LANGUAGES
-from subscribers import codes, service
+from subscribers import call_choice, codes, service
 from subscribers.errors import SubscriptionError, error_message
 from subscribers.links import manage_url
 
@@ -97,11 +97,11 @@ def _with_calls(prefs: service.Preferences, data: dict[str, Any]) -> service.Pre
         raise SubscriptionError("bad_request", field="calls_only")
     if calls in (None, False, [], {}) and not only:
         return prefs
-    if not service.calls_enabled():
+    if not call_choice.calls_enabled():
         raise SubscriptionError("calls_unavailable", field="calls")
     if calls in (None, True, False, [], {}) and only:
         # Calls are all this resident gets: everything they chose rings the phone.
-        return replace(prefs, calls=service.all_calls(prefs.categories), voice_only=True)
+        return replace(prefs, calls=call_choice.all_calls(prefs.categories), voice_only=True)
     if calls in (None, True, False, [], {}):
         chosen, levels = [], None
     elif isinstance(calls, list) and all(isinstance(c, str) for c in calls):
@@ -110,7 +110,7 @@ def _with_calls(prefs: service.Preferences, data: dict[str, Any]) -> service.Pre
         chosen, levels = list(calls), calls
     else:
         raise SubscriptionError("bad_request", field="calls")
-    return replace(prefs, calls=service.parse_calls(True, chosen, levels, prefs.categories), voice_only=only)
+    return replace(prefs, calls=call_choice.parse_calls(True, chosen, levels, prefs.categories), voice_only=only)
 
 
 @bp.post("/subscriptions")

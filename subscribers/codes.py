@@ -28,7 +28,7 @@ from sqlalchemy import case, func, select, update
 
 from db import db, utcnow
 from i18n import translate
-from subscribers import outbox, ratelimit, service
+from subscribers import call_choice, outbox, ratelimit
 from subscribers.errors import SubscriptionError
 from subscribers.models import ACTIVE, OPTED_OUT, Subscriber, Verification
 from subscribers.phone import is_landline, normalize_phone, number_prefix
@@ -148,7 +148,7 @@ def signup_phone(phone_raw: object, *, voice_only: bool) -> str:
     SMS, it is refused with ``phone_landline`` (which says calls would work) where the gmina
     makes calls, and as ``phone_not_mobile`` where it does not."""
     regions = current_app.config["ALLOWED_PHONE_REGIONS"]
-    calls = service.calls_enabled()
+    calls = call_choice.calls_enabled()
     phone = normalize_phone(phone_raw, regions, landline=calls)
     if calls and not voice_only and is_landline(phone):
         raise SubscriptionError("phone_landline", field="phone")
@@ -184,7 +184,7 @@ def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
     """
     # A landline can be a resident's (calls only) wherever the gmina makes calls.
     phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"],
-                            landline=service.calls_enabled())
+                            landline=call_choice.calls_enabled())
     now = utcnow()
     try:
         _charge(phone, origin, now)
@@ -197,7 +197,7 @@ def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
         subscriber = None
     payload = {"language": subscriber.language} if subscriber else {}
     _store_code(phone, subscriber, "manage", payload, now,
-                by_call=subscriber is not None and subscriber.voice_only and service.calls_enabled())
+                by_call=subscriber is not None and subscriber.voice_only and call_choice.calls_enabled())
     db.session.commit()
     return phone
 
@@ -235,7 +235,7 @@ def verify_code(phone_raw: str | None, code: str | None, origin: Origin) -> Subs
     for). A number with no live code gets ``code_invalid`` like a wrong code; a sign-up code
     the provider refused gets its reason (see ``signup_problem``).
     """
-    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"], landline=service.calls_enabled())
+    phone = normalize_phone(phone_raw, current_app.config["ALLOWED_PHONE_REGIONS"], landline=call_choice.calls_enabled())
     code = (code or "").strip().replace(" ", "")
     if not code:
         raise SubscriptionError("code_missing", field="code")

@@ -22,7 +22,7 @@ from db import db, utcnow
 from i18n import translate
 from staff import audit
 from staff.models import StaffUser
-from subscribers import outbox, service
+from subscribers import call_choice, outbox, service
 from subscribers.errors import SubscriptionError
 from subscribers.models import ACTIVE, OPTED_OUT, ConsentEvent, Subscriber
 from subscribers.phone import is_landline, normalize_phone
@@ -52,7 +52,7 @@ def _signed_on(signed_on: date | None) -> date:
 
 
 def _phone(raw: object) -> str:
-    return normalize_phone(raw, current_app.config["ALLOWED_PHONE_REGIONS"], landline=service.calls_enabled())
+    return normalize_phone(raw, current_app.config["ALLOWED_PHONE_REGIONS"], landline=call_choice.calls_enabled())
 
 
 def problems(phone_raw: object, reference: str, signed_on: date | None) -> list[SubscriptionError]:
@@ -79,7 +79,7 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
     m = service.municipality()
     if is_landline(phone):
         # A landline cannot get an SMS: it is registered for calls, whatever was ticked.
-        prefs = replace(prefs, voice_only=True, calls=service.all_calls(prefs.categories))
+        prefs = replace(prefs, voice_only=True, calls=call_choice.all_calls(prefs.categories))
     subscriber = service.subscriber_for_signup(phone, prefs.language)
     signed_at = datetime.combine(signed_on, time.max, tzinfo=ZoneInfo(m.timezone))
     if subscriber.status == OPTED_OUT and subscriber.opted_out_at and subscriber.opted_out_at > signed_at:

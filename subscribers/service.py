@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -20,6 +20,7 @@ from db import db, utcnow
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers.consent import CONSENT_VERSION
 from subscribers.errors import SubscriptionError
+from subscribers.call_choice import calls_detail, calls_enabled
 from subscribers.phone import is_landline
 from subscribers.models import (
     ACTIVE,
@@ -70,49 +71,6 @@ class Preferences:
         return cls(categories={k: int(v) for k, v in data["categories"].items()}, areas=tuple(data["areas"]),
                    language=data["language"], calls={k: int(v) for k, v in (data.get("calls") or {}).items()},
                    voice_only=bool(data.get("voice_only")))
-
-
-# What a resident who asks for calls is called about unless they choose: emergencies, and
-# weather and flood warnings from level 2 (the ones that say "act now").
-DEFAULT_CALL_LEVELS = {"emergency": 1, "weather": 2, "hydro": 2}
-
-
-def default_calls(categories: Iterable[str]) -> dict[str, int]:
-    """The default call levels for a resident who chose `categories` and wants calls."""
-    chosen = set(categories)
-    return {c: lvl for c, lvl in DEFAULT_CALL_LEVELS.items() if c in chosen or c == "emergency"}
-
-
-def all_calls(categories: dict[str, int]) -> dict[str, int]:
-    """Calls for a resident who takes calls only: everything they chose, from the levels they
-    chose (a call is all they get), and every emergency."""
-    return {**categories, "emergency": 1}
-
-
-def parse_calls(wanted: bool, chosen: Iterable[str] | None, levels: dict[str, Any] | None,
-                categories: dict[str, int]) -> dict[str, int]:
-    """Which categories ring the phone: none unless `wanted`; `chosen` (a subset of the
-    categories, plus emergency) with their levels (default: the SMS level, at least the
-    DEFAULT_CALL_LEVELS one), or the defaults when nothing is chosen."""
-    if not wanted:
-        return {}
-    picked = [c for c in (chosen or []) if c]
-    if not picked:
-        return default_calls(categories)
-    calls: dict[str, int] = {}
-    for code in picked:
-        if code != "emergency" and code not in categories:
-            raise SubscriptionError("call_category_unknown", field="calls", value=code)
-        raw = (levels or {}).get(code)
-        try:
-            level = int(raw) if raw not in (None, "") else max(categories.get(code, 1),
-                                                              DEFAULT_CALL_LEVELS.get(code, 1))
-        except (TypeError, ValueError, OverflowError):
-            raise SubscriptionError("level_invalid", field=f"call_level_{code}") from None
-        if not 1 <= level <= 3:
-            raise SubscriptionError("level_invalid", field=f"call_level_{code}")
-        calls[code] = level if code in CATEGORIES and CATEGORIES[code].hazard else 1
-    return calls
 
 
 def municipality() -> Municipality:
@@ -194,16 +152,6 @@ def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.voice_only = prefs.voice_only and bool(prefs.calls)
     db.session.flush()
     db.session.expire(subscriber, ["categories", "areas"])
-
-
-def calls_enabled() -> bool:
-    """Whether the gmina calls residents at all (VOICE_BACKEND set)."""
-    return current_app.extensions.get("voice") is not None
-
-
-def calls_detail(calls: dict[str, int]) -> str:
-    """How the ledger writes which categories ring the phone: "calls: emergency, weather>=2"."""
-    return "calls: " + ", ".join(c if lvl <= 1 else f"{c}>={lvl}" for c, lvl in sorted(calls.items()))
 
 
 def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferences | None = None,
@@ -289,23 +237,6 @@ def opt_in(subscriber: Subscriber, origin: Origin) -> bool:
     subscriber.status_reason = None
     _ledger(subscriber, "opt_in", origin, current_preferences(subscriber), consent=True)
     db.session.commit()
-    return True
-
-
-def stop_calls(subscriber: Subscriber, origin: Origin, detail: str | None = None) -> bool:
-    """No more calls (9 pressed in a call, or the manage page); SMS and push go on. A
-    resident with calls only (a landline) has nothing else, so leaves altogether. The caller commits. Returns False
-    when calls were already off."""
-    if not subscriber.voice:
-        return False
-    subscriber.voice = False
-    db.session.execute(update(SubscriberCategory).where(SubscriberCategory.subscriber_id == subscriber.id)
-                       .values(call_level=None))
-    _ledger(subscriber, "voice_opt_out", origin, detail=detail)
-    if subscriber.voice_only and subscriber.status == ACTIVE:
-        subscriber.status = OPTED_OUT
-        subscriber.opted_out_at = utcnow()
-        _ledger(subscriber, "opt_out", origin, detail="calls only, and no more calls: nothing left to send")
     return True
 
 

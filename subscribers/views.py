@@ -36,7 +36,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from alerts import in_force, public_cache
 from i18n import LANGUAGE_NAMES, current_language, other_lang, shown_language, t, t_marked
 from municipality import CATEGORIES, LANGUAGES, Municipality
-from subscribers import codes, erasure, service
+from subscribers import call_choice, codes, erasure, service
 from subscribers.consent import consent_markup
 from subscribers.errors import SubscriptionError
 from subscribers.errors import error_message as subscription_error_message
@@ -130,13 +130,13 @@ class PrefsForm:
         m = _municipality()
         single = m.area_codes() if len(m.areas) == 1 else []
         return cls(set(m.default_categories), {}, set(single), current_language(), CONTACT_SMS,
-                   set(service.default_calls(m.default_categories)) - {ALWAYS_ON_CATEGORY})
+                   set(call_choice.default_calls(m.default_categories)) - {ALWAYS_ON_CATEGORY})
 
     @classmethod
     def from_preferences(cls, prefs: service.Preferences) -> PrefsForm:
         contact = CONTACT_VOICE if prefs.voice_only else CONTACT_BOTH if prefs.calls else CONTACT_SMS
         calls = (set(prefs.calls) if prefs.calls and not prefs.voice_only
-                 else set(service.default_calls(prefs.categories))) - {ALWAYS_ON_CATEGORY}
+                 else set(call_choice.default_calls(prefs.categories))) - {ALWAYS_ON_CATEGORY}
         return cls(set(prefs.categories), {c: str(v) for c, v in prefs.categories.items()},
                    set(prefs.areas), prefs.language, contact, calls)
 
@@ -148,7 +148,7 @@ class PrefsForm:
 
     @property
     def voice_only(self) -> bool:
-        return self.contact == CONTACT_VOICE and service.calls_enabled()
+        return self.contact == CONTACT_VOICE and call_choice.calls_enabled()
 
     def level(self, code: str) -> str:
         return self.levels.get(code, "1")
@@ -163,15 +163,15 @@ class PrefsForm:
                                           self.language or None)
         if self.contact not in CONTACTS:
             raise SubscriptionError("contact_invalid", field="contact")
-        if not service.calls_enabled() or self.contact == CONTACT_SMS:
+        if not call_choice.calls_enabled() or self.contact == CONTACT_SMS:
             return prefs
         if self.voice_only:
             # Calls are all this resident gets: everything they chose rings the phone.
-            return replace(prefs, calls=service.all_calls(prefs.categories), voice_only=True)
+            return replace(prefs, calls=call_choice.all_calls(prefs.categories), voice_only=True)
         # SMS and calls: the ticked categories ring from the DEFAULT_CALL_LEVELS (or the
         # category's own level if higher), and every emergency.
         chosen = sorted((self.calls & set(prefs.categories)) | {ALWAYS_ON_CATEGORY})
-        return replace(prefs, calls=service.parse_calls(True, chosen, None, prefs.categories))
+        return replace(prefs, calls=call_choice.parse_calls(True, chosen, None, prefs.categories))
 
 
 CONTACT_SMS, CONTACT_BOTH, CONTACT_VOICE = "sms", "sms_voice", "voice"
@@ -218,7 +218,7 @@ def _page_context() -> dict[str, Any]:
         "language_names": LANGUAGE_NAMES,
         "language_url": _language_url,
         "level_choices": LEVELS,
-        "calls_enabled": service.calls_enabled(),
+        "calls_enabled": call_choice.calls_enabled(),
         "always_on_category": ALWAYS_ON_CATEGORY,
         "other_lang": other_lang,
         "t_marked": t_marked,

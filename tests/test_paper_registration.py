@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from db import db, utcnow
 from staff.audit import AuditEvent
+from subscribers import call_choice
 from subscribers.models import ConsentEvent, Subscriber, SubscriberCategory
 from tests.conftest import send_queued_sms
 from tests.test_admin_messages import make_staff, signed_in
@@ -115,7 +116,7 @@ def test_a_paper_form_older_than_a_9_in_a_call_does_not_bring_calls_back(office,
 
     form = paper_form(contact="sms_voice", calls=["weather"])
     assert office.post("/admin/subscribers/new", data=form).status_code == 302
-    service.stop_calls(resident(MOBILE), service.Origin("voice"), detail="pressed 9")
+    call_choice.stop_calls(resident(MOBILE), service.Origin("voice"), detail="pressed 9")
     db.session.commit()
     old = (date.today() - timedelta(days=30)).isoformat()
     response = office.post("/admin/subscribers/new", data={**form, "signed_on": old, "reference": "KZ/OLD/1"})
@@ -124,7 +125,7 @@ def test_a_paper_form_older_than_a_9_in_a_call_does_not_bring_calls_back(office,
     assert (r.status, r.voice) == ("active", False)  # the SMS part of the form stands; no calls
     # A landline has nothing but calls: an older form is refused.
     assert office.post("/admin/subscribers/new", data=paper_form(phone=LANDLINE_TYPED)).status_code == 302
-    service.stop_calls(resident(LANDLINE), service.Origin("voice"), detail="pressed 9")
+    call_choice.stop_calls(resident(LANDLINE), service.Origin("voice"), detail="pressed 9")
     db.session.commit()
     response = office.post("/admin/subscribers/new", data=paper_form(phone=LANDLINE_TYPED, signed_on=old))
     assert response.status_code == 400 and "signed_on" in page(response).errors

@@ -14,6 +14,7 @@ from alerts.dispatcher import Dispatcher
 from alerts.models import Alert, Delivery, DeliveryEvent
 from db import db, utcnow
 from population import phone_for, seed
+from subscribers import call_choice
 from subscribers.models import ConsentEvent, Subscriber
 from tests.fakes.twilio_voice import FakeTwilioVoice
 from tests.parallel import at_once, serve  # noqa: F401 - the fixture
@@ -541,7 +542,7 @@ def test_a_call_is_not_placed_once_the_resident_turned_calls_off(calls, twilio):
         dispatcher.prepare(jobs, now)
         dispatcher.optout.expect(j.subscriber_id for j in jobs)
         # Calls turned off after the claim, before the call: the SMS goes, the call does not.
-        service.stop_calls(db.session.get(Subscriber, sid), service.Origin("web"))
+        call_choice.stop_calls(db.session.get(Subscriber, sid), service.Origin("web"))
         db.session.commit()
         outcomes = [dispatcher.send(j) for j in jobs]
     finally:

@@ -30,7 +30,11 @@ def code_call(twilio: FakeTwilioVoice, phone: str) -> tuple[str, str]:
     send_queued_sms()
     calls = [c for c in twilio.calls if c["To"] == phone]
     assert calls, f"no call to {phone}: {twilio.calls}"
-    heard = twilio.ring(calls[-1]["sid"], "human").text
+    ringing = twilio.ring(calls[-1]["sid"], "human")
+    heard = ringing.text
+    # Both readings of the digits, slowly.
+    assert len(ringing.slow) == 2 and all(re.fullmatch(r"[a-zęść]+(, [a-zęść]+){5}\.", s) for s in ringing.slow), \
+        ringing.slow
     said = re.findall(r"((?:(?:zero|jeden|dwa|trzy|cztery|pięć|sześć|siedem|osiem|dziewięć)(?:, )?){6})\.", heard)
     codes = {"".join(DIGITS[w] for w in s.split(", ")) for s in said}
     assert len(said) == 2 and len(codes) == 1, heard  # read twice, the same both times

@@ -62,6 +62,7 @@ class Heard:
 
     said: list[tuple[str | None, str | None, str]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)  # what was said at <prosody rate="slow">
     answers: list[int] = field(default_factory=list)  # HTTP status of each webhook
 
     @property
@@ -169,12 +170,14 @@ class FakeTwilioVoice(FakeTwilio):
     def _run(self, document: ET.Element, fields: dict[str, str], keys: list[str], heard: Heard,
              depth: int = 0) -> None:
         for verb in document:
-            if verb.tag == "Say":
-                heard.said.append((verb.get("voice"), verb.get("language"), (verb.text or "").strip()))
+            if verb.tag == "Say":  # with its SSML (<prosody>, <break>) read as its words
+                heard.said.append((verb.get("voice"), verb.get("language"), "".join(verb.itertext()).strip()))
+                heard.slow.extend(p.text or "" for p in verb.iter("prosody") if p.get("rate") == "slow")
             elif verb.tag == "Gather":
                 for inner in verb:
                     if inner.tag == "Say":
-                        heard.said.append((inner.get("voice"), inner.get("language"), (inner.text or "").strip()))
+                        heard.said.append((inner.get("voice"), inner.get("language"),
+                                           "".join(inner.itertext()).strip()))
                 if keys:
                     key = keys.pop(0)
                     heard.keys.append(key)
