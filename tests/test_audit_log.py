@@ -207,7 +207,8 @@ def test_parallel_requests_that_audit_keep_the_chain(live_server, app):
 
 
 # Views of personal data are audited on GET too: who looked at which resident.
-PERSONAL_DATA_VIEWS = {"subscriber_viewed", "subscriber_search", "audit_exported", "recipients_exported"}
+PERSONAL_DATA_VIEWS = {"subscriber_viewed", "subscriber_search", "audit_exported", "recipients_exported",
+                       "calls_not_confirmed_viewed", "calls_not_confirmed_exported"}
 
 
 def test_get_pages_write_no_audit_rows_except_views_of_personal_data(app):

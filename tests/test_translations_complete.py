@@ -123,7 +123,8 @@ def test_every_sms_reply_fits_its_two_segments_in_every_language(app):
 
     link = "https://alerty.gminaporabka.pl/m/12345." + "x" * 22  # MAC_LENGTH, a 5-digit id
     values = {"gmina": "Gmina Porąbka", "link": link, "code": "123456", "minutes": 10, "area": "CZA",
-              "codes": "BUJ, CZA, KOB, POR", "example": "BUJ", "site": "https://alerty.gminaporabka.pl"}
+              "codes": "BUJ, CZA, KOB, POR", "example": "BUJ", "site": "https://alerty.gminaporabka.pl",
+              "reference": "KZ/2026/00042"}
     keys = [m.id for m in catalogs.read(CATALOG_DIR, "pl", "messages") if isinstance(m.id, str)
             and m.id.startswith("sms.")]
     assert len(keys) >= 10
