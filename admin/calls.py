@@ -13,10 +13,11 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 from sqlalchemy import select
 
 from admin import add_error_pages
+from admin.message_helpers import get_alert
 from admin.people import _csv_cell, shown_phone
 from alerts.call_outcome import calls_made
 from alerts.figures import CALL_ORDER, not_confirmed as not_confirmed_query
@@ -56,32 +57,25 @@ def _rows(alert: Alert, area: str | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _alert(alert_id: int) -> Alert:
-    alert = db.session.get(Alert, alert_id)
-    if alert is None:
-        abort(404)
-    return alert
+def _audited(alert_id: int, action: str) -> tuple[Alert, str | None]:
+    """The alert (or 404) and the village asked for, with the look written to the audit log."""
+    alert = get_alert(alert_id)
+    staff = current_staff()
+    audit.record(action, staff=staff, target=f"alert:{alert.id}", full_numbers=staff.can("approver"))
+    return alert, request.args.get("area") or None
 
 
 @bp.get("/<int:alert_id>/not-confirmed")
 @login_required("editor")
 def not_confirmed(alert_id: int) -> str:
-    alert = _alert(alert_id)
-    area = request.args.get("area") or None
-    staff = current_staff()
-    audit.record("calls_not_confirmed_viewed", staff=staff, target=f"alert:{alert.id}",
-                 full_numbers=staff.can("approver"))
+    alert, area = _audited(alert_id, "calls_not_confirmed_viewed")
     return render_template("admin/messages/not_confirmed.html", alert=alert, rows=_rows(alert, area), area=area)
 
 
 @bp.get("/<int:alert_id>/not-confirmed.csv")
 @login_required("editor")
 def not_confirmed_csv(alert_id: int) -> Response:
-    alert = _alert(alert_id)
-    area = request.args.get("area") or None
-    staff = current_staff()
-    audit.record("calls_not_confirmed_exported", staff=staff, target=f"alert:{alert.id}",
-                 full_numbers=staff.can("approver"))
+    alert, area = _audited(alert_id, "calls_not_confirmed_exported")
     rows = _rows(alert, area)
 
     def lines() -> Iterator[str]:

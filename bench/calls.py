@@ -42,7 +42,7 @@ from bench.common import (
     sqlite_url,
     temp_dir,
 )
-from bench.dispatch import CONCURRENCY, RawSender, Sample
+from bench.dispatch import CONCURRENCY, RawSender, Sample, _time_raw
 
 FULL_COUNT = 2_000
 RUNS = 3
@@ -112,21 +112,6 @@ def _time(app: Any, dispatcher: Any, fake: FakeTwilioProcess, count: int, channe
     return Sample(elapsed, cpu, stats["cpu_seconds"] - fake_before)
 
 
-def _time_raw(sender: RawCaller, forms: list[dict[str, Any]], fake: FakeTwilioProcess) -> Sample:
-    fake.reset()
-    free_memory()
-    fake_before = fake.stats()["cpu_seconds"]
-    cpu_before = cpu_seconds()
-    started = time.perf_counter()
-    distinct = sender.send_all(forms)
-    elapsed = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu_before
-    stats = fake.stats()
-    if distinct != len(forms) or stats["calls"] != len(forms):
-        raise AssertionError(f"raw placed {distinct} distinct calls, the fake got {stats['calls']}")
-    return Sample(elapsed, cpu, stats["cpu_seconds"] - fake_before)
-
-
 def measure(count: int, runs: int = RUNS) -> dict[str, list[Sample]]:
     from alerts.dispatcher import Dispatcher
     from population import seed
@@ -150,7 +135,7 @@ def measure(count: int, runs: int = RUNS) -> dict[str, list[Sample]]:
             for run in range(runs):
                 order = ("voice", "sms", "raw") if run % 2 == 0 else ("raw", "sms", "voice")
                 for which in order:
-                    sample = (_time_raw(caller, forms, fake) if which == "raw"
+                    sample = (_time_raw(caller, forms, fake, counted="calls") if which == "raw"
                               else _time(app, dispatcher, fake, count, which))
                     results[which].append(sample)
                     progress(f"calls run {run + 1} {which}: {sample.rate(count):,.0f}/s ({sample.seconds:.2f} s)")

@@ -554,24 +554,9 @@ class FakeTwilio:
             form[key] = value  # repeated fields (MediaUrl) keep the last value: SMS never repeat
 
         to = form.get("To", "")
-        with self._lock:
-            held = to in self._held_numbers
-        self._wait_if_held(held)
-        with self._lock:
-            failure = self._fail_next.pop(0) if self._fail_next else None
-            if failure is None and time.monotonic() < self._outage_until:
-                failure = (self._outage_status, None, None, None)
-            number_failure = self._failing_numbers.get(to)
-        if failure is not None:
-            status, code, retry_after, raw_body = failure
-            headers = [("Retry-After", _format_seconds(retry_after))] if retry_after is not None else []
-            if raw_body is not None:
-                return self._respond(start_response, status, raw_body.encode(), "text/html", headers)
-            code = code if code is not None else _DEFAULT_CODE_FOR_STATUS.get(status)
-            return self._error(start_response, status, code, headers=headers)
-        if number_failure is not None:
-            code, status = number_failure
-            return self._error(start_response, status, code)
+        refused = self._programmed_answer(to, start_response)
+        if refused is not None:
+            return refused
 
         body = form.get("Body")
         if not to:
@@ -613,6 +598,29 @@ class FakeTwilio:
             self._messages.append(record)
             self._by_sid[record["sid"]] = record
         return self._json(start_response, 201, payload)
+
+    def _programmed_answer(self, to: str, start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        """What a creation to `to` must answer instead of succeeding, as programmed with
+        `hold`, `fail_next`, `outage` or `fail_number` (None: go on). A held number waits here."""
+        with self._lock:
+            held = to in self._held_numbers
+        self._wait_if_held(held)
+        with self._lock:
+            failure = self._fail_next.pop(0) if self._fail_next else None
+            if failure is None and time.monotonic() < self._outage_until:
+                failure = (self._outage_status, None, None, None)
+            number_failure = self._failing_numbers.get(to)
+        if failure is not None:
+            status, code, retry_after, raw_body = failure
+            headers = [("Retry-After", _format_seconds(retry_after))] if retry_after is not None else []
+            if raw_body is not None:
+                return self._respond(start_response, status, raw_body.encode(), "text/html", headers)
+            code = code if code is not None else _DEFAULT_CODE_FOR_STATUS.get(status)
+            return self._error(start_response, status, code, headers=headers)
+        if number_failure is not None:
+            code, status = number_failure
+            return self._error(start_response, status, code)
+        return None
 
     def _list(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         with self._lock:

@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.twilio_api import API_VERSION, ERROR_MESSAGES, FakeTwilio, _format_seconds, _DEFAULT_CODE_FOR_STATUS
+from tests.fakes.twilio_api import _DEFAULT_CODE_FOR_STATUS, API_VERSION, ERROR_MESSAGES, FakeTwilio
 
 _CALLS = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Calls(?:/([^/]+))?\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -246,22 +246,9 @@ class FakeTwilioVoice(FakeTwilio):
             else:
                 form[key] = value
         to = form.get("To", "")
-        with self._lock:
-            held = to in self._held_numbers
-        self._wait_if_held(held)
-        with self._lock:
-            failure = self._fail_next.pop(0) if self._fail_next else None
-            if failure is None and time.monotonic() < self._outage_until:
-                failure = (self._outage_status, None, None, None)
-            number_failure = self._failing_numbers.get(to)
-        if failure is not None:
-            status, code, retry_after, _raw = failure
-            headers = [("Retry-After", _format_seconds(retry_after))] if retry_after is not None else []
-            return self._error(start_response, status, code if code is not None else
-                               _DEFAULT_CODE_FOR_STATUS.get(status), headers=headers)
-        if number_failure is not None:
-            code, status = number_failure
-            return self._error(start_response, status, code)
+        refused = self._programmed_answer(to, start_response)
+        if refused is not None:
+            return refused
         if not to:
             return self._error(start_response, 400, 21211, "A 'To' phone number is required.")
         if not _E164.match(to):
