@@ -5,7 +5,8 @@ reference, who typed it in), and the resident is told once how to change or leav
 No code is asked for (the resident is not at the keyboard), so the one message that goes
 to the number names the form: a typo in the number reaches a stranger with one message that
 tells them how to leave, never a stream of warnings. A number that opted out after the form
-was signed is refused, and one that stopped calls since gets no calls: the newer wish wins.
+was signed, or whose resident changed their choices since (online, by SMS, 9 in a call), is
+refused: the newer wish wins.
 (The form carries a day, not a time: a form signed on the day of an opt-out counts as after.)
 """
 
@@ -71,8 +72,8 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
     """Register (or update) the resident of a paper form and commit. A landline gets calls
     only. Errors: the phone errors, ``reference_missing``, ``reference_too_long``,
     ``signed_on_missing``, ``signed_on_invalid``, ``opted_out_since`` (the number left
-    after the form was signed), ``calls_stopped_since`` (a landline that stopped calls
-    since)."""
+    after the form was signed), ``changed_since`` (the resident changed their choices
+    after the form was signed)."""
     reference = _reference(reference)
     signed_on = _signed_on(signed_on)
     phone = _phone(phone_raw)
@@ -85,12 +86,10 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
     if subscriber.status == OPTED_OUT and subscriber.opted_out_at and subscriber.opted_out_at > signed_at:
         raise SubscriptionError("opted_out_since", field="signed_on", day=subscriber.opted_out_at.astimezone(
             ZoneInfo(m.timezone)).date().isoformat())
-    stopped = _calls_stopped_since(subscriber, signed_at)
-    if stopped is not None and prefs.calls:
-        if prefs.voice_only:
-            # Calls are all a landline can get, and the resident said no more calls since.
-            raise SubscriptionError("calls_stopped_since", field="signed_on", day=stopped)
-        prefs = replace(prefs, calls={}, voice_only=False)  # the newer "no more calls" wins
+    changed = _changed_since(subscriber, signed_at)
+    if changed is not None:
+        # The resident chose something themselves after signing: that newer wish stands.
+        raise SubscriptionError("changed_since", field="signed_on", day=changed)
     was = subscriber.status
     now = utcnow()
     service._apply_preferences(subscriber, prefs)
@@ -106,12 +105,18 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
     return subscriber
 
 
-def _calls_stopped_since(subscriber: Subscriber, signed_at: datetime) -> str | None:
-    """The day the resident stopped calls (9 in a call), if after the form was signed."""
+# What a resident does about their own choices; a paper form older than one of these is stale.
+OWN_CHANGES = ("subscribe", "verify", "change", "opt_in", "voice_opt_out")
+
+
+def _changed_since(subscriber: Subscriber, signed_at: datetime) -> str | None:
+    """The day of the resident's own latest change of their choices (sign-up, change, 9 in a
+    call, ...), if it came after the form was signed; paper entries do not count."""
     if subscriber.id is None:
         return None
     at = db.session.scalar(select(func.max(ConsentEvent.created_at)).where(
-        ConsentEvent.subscriber_id == subscriber.id, ConsentEvent.action == "voice_opt_out"))
+        ConsentEvent.subscriber_id == subscriber.id, ConsentEvent.action.in_(OWN_CHANGES),
+        ConsentEvent.source != "paper"))
     if at is None or at <= signed_at:
         return None
     return at.astimezone(ZoneInfo(service.municipality().timezone)).date().isoformat()

@@ -20,7 +20,7 @@ from db import db, utcnow
 from municipality import CATEGORIES, LANGUAGES, Municipality
 from subscribers.consent import CONSENT_VERSION
 from subscribers.errors import SubscriptionError
-from subscribers.call_choice import calls_detail, calls_enabled
+from subscribers.call_choice import all_calls, calls_detail, calls_enabled
 from subscribers.phone import is_landline
 from subscribers.models import (
     ACTIVE,
@@ -139,6 +139,13 @@ def current_preferences(subscriber: Subscriber) -> Preferences:
 
 
 def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
+    """Store `prefs` as the resident's. Where the gmina makes no calls no form shows call
+    choices, so the resident's calls stay as they are (whatever door the change came by)."""
+    if not calls_enabled() and subscriber.id is not None:
+        current = current_preferences(subscriber)
+        prefs = replace(prefs, calls={c: lvl for c, lvl in current.calls.items()
+                                      if c in prefs.categories or c == "emergency"},
+                        voice_only=current.voice_only)
     # Explicit deletes first: replacing the collections would let the unit of work insert the
     # new rows before deleting the old ones with the same primary key.
     db.session.execute(delete(SubscriberCategory).where(SubscriberCategory.subscriber_id == subscriber.id))
@@ -204,10 +211,7 @@ def update_preferences(subscriber: Subscriber, prefs: Preferences, origin: Origi
     """Change what the resident gets. Where the gmina makes no calls the form shows no call
     choices, so the resident's stay as they are. A landline keeps calls only: an SMS cannot
     reach it (``landline_calls_only``)."""
-    if not calls_enabled():
-        current = current_preferences(subscriber)
-        prefs = replace(prefs, calls=current.calls, voice_only=current.voice_only)
-    elif subscriber.phone and is_landline(subscriber.phone) and not prefs.voice_only:
+    if calls_enabled() and subscriber.phone and is_landline(subscriber.phone) and not prefs.voice_only:
         raise SubscriptionError("landline_calls_only", field="contact")
     _apply_preferences(subscriber, prefs)
     _ledger(subscriber, "change", origin, prefs, consent=True)
@@ -235,7 +239,13 @@ def opt_in(subscriber: Subscriber, origin: Origin) -> bool:
     subscriber.status = ACTIVE
     subscriber.opted_out_at = None
     subscriber.status_reason = None
-    _ledger(subscriber, "opt_in", origin, current_preferences(subscriber), consent=True)
+    prefs = current_preferences(subscriber)
+    if subscriber.voice_only and not subscriber.voice:
+        # Calls only, and calls were stopped (9): coming back means calls again, or nothing
+        # would reach them.
+        prefs = replace(prefs, calls=all_calls(prefs.categories))
+        _apply_preferences(subscriber, prefs)
+    _ledger(subscriber, "opt_in", origin, prefs, consent=True)
     db.session.commit()
     return True
 
@@ -243,9 +253,12 @@ def opt_in(subscriber: Subscriber, origin: Origin) -> bool:
 def sms_unreachable(subscriber: Subscriber, reason: str, origin: Origin) -> None:
     """The number cannot get SMS. A resident who also takes calls keeps them (calls only from
     now on: a landline that looked like a mobile); anyone else is deactivated."""
-    if subscriber.voice:
-        subscriber.voice_only = True
-        _ledger(subscriber, "sms_off", origin, detail=f"calls only from now on: {reason}")
+    if subscriber.voice and calls_enabled():
+        # Calls are all that reaches them now: everything they chose rings the phone.
+        prefs = replace(current_preferences(subscriber), voice_only=True)
+        prefs = replace(prefs, calls=all_calls(prefs.categories))
+        _apply_preferences(subscriber, prefs)
+        _ledger(subscriber, "sms_off", origin, prefs, detail=f"calls only from now on: {reason}")
         db.session.commit()
         return
     deactivate(subscriber, reason, origin)
@@ -287,6 +300,10 @@ def keyword_signup(phone: str, area: str | None, origin: Origin) -> tuple[Subscr
         if area and area not in prefs.areas:
             prefs = replace(prefs, areas=tuple(sorted({*prefs.areas, area})))
             _apply_preferences(subscriber, prefs)
+    if subscriber.voice_only:
+        # START came by SMS from this number: it takes SMS after all.
+        prefs = replace(current_preferences(subscriber), voice_only=False)
+        _apply_preferences(subscriber, prefs)
     subscriber.status = ACTIVE
     subscriber.status_reason = None
     subscriber.opted_out_at = None

@@ -153,8 +153,9 @@ class PrefsForm:
     def level(self, code: str) -> str:
         return self.levels.get(code, "1")
 
-    def parse(self) -> service.Preferences:
-        """Validate through the service (raises SubscriptionError)."""
+    def parse(self, current: service.Preferences | None = None) -> service.Preferences:
+        """Validate through the service (raises SubscriptionError); `current`: the resident's
+        preferences now, whose call levels the page does not show and keeps."""
         # Keep the profile's order, so the ledger reads the same as the page.
         chosen = self.categories | {ALWAYS_ON_CATEGORY}
         offered = [c for c in _municipality().categories if c in chosen]
@@ -168,10 +169,12 @@ class PrefsForm:
         if self.voice_only:
             # Calls are all this resident gets: everything they chose rings the phone.
             return replace(prefs, calls=call_choice.all_calls(prefs.categories), voice_only=True)
-        # SMS and calls: the ticked categories ring from the DEFAULT_CALL_LEVELS (or the
-        # category's own level if higher), and every emergency.
+        # SMS and calls: the ticked categories ring from the level they rang from before (the
+        # page shows no call levels; the API sets them), else the DEFAULT_CALL_LEVELS or the
+        # category's own level if higher; and every emergency.
         chosen = sorted((self.calls & set(prefs.categories)) | {ALWAYS_ON_CATEGORY})
-        return replace(prefs, calls=call_choice.parse_calls(True, chosen, None, prefs.categories))
+        kept = {c: lvl for c, lvl in (current.calls if current else {}).items() if c in chosen}
+        return replace(prefs, calls=call_choice.parse_calls(True, chosen, kept, prefs.categories))
 
 
 CONTACT_SMS, CONTACT_BOTH, CONTACT_VOICE = "sms", "sms_voice", "voice"
@@ -424,7 +427,7 @@ def manage(token: str) -> Response | str:
         return _render_manage(subscriber, token)
     form = PrefsForm.from_form(request.form)
     try:
-        service.update_preferences(subscriber, form.parse(), _origin())
+        service.update_preferences(subscriber, form.parse(service.current_preferences(subscriber)), _origin())
     except SubscriptionError as exc:
         errors = Errors()
         errors.add(exc, _pref_fields())

@@ -120,12 +120,20 @@ def test_a_paper_form_older_than_a_9_in_a_call_does_not_bring_calls_back(office,
     db.session.commit()
     old = (date.today() - timedelta(days=30)).isoformat()
     response = office.post("/admin/subscribers/new", data={**form, "signed_on": old, "reference": "KZ/OLD/1"})
-    assert response.status_code == 302
+    assert response.status_code == 400
+    assert page(response).errors["signed_on"] == message("changed_since", day=date.today().isoformat())
+    assert resident(MOBILE).voice is False
+
+
+def test_a_paper_form_older_than_the_resident_s_own_change_online_is_refused(office):
+    old = (date.today() - timedelta(days=10)).isoformat()
+    assert office.post("/admin/subscribers/new", data=paper_form(signed_on=old, reference="KZ/1")).status_code == 302
+    # The resident changes their choices on the web: no more official messages.
+    from subscribers import service as svc
+
     r = resident(MOBILE)
-    assert (r.status, r.voice) == ("active", False)  # the SMS part of the form stands; no calls
-    # A landline has nothing but calls: an older form is refused.
-    assert office.post("/admin/subscribers/new", data=paper_form(phone=LANDLINE_TYPED)).status_code == 302
-    call_choice.stop_calls(resident(LANDLINE), service.Origin("voice"), detail="pressed 9")
-    db.session.commit()
-    response = office.post("/admin/subscribers/new", data=paper_form(phone=LANDLINE_TYPED, signed_on=old))
+    svc.update_preferences(r, svc.Preferences(categories={"weather": 2}, areas=("KOZY",), language="pl"),
+                           svc.Origin("web"))
+    response = office.post("/admin/subscribers/new", data=paper_form(signed_on=old, reference="KZ/2"))
     assert response.status_code == 400 and "signed_on" in page(response).errors
+    assert resident(MOBILE).category_levels() == {"weather": 2}

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.conftest import send_queued_sms
 from db import db
-from subscribers.models import ConsentEvent, SubscriberCategory, Verification
+from subscribers.models import ConsentEvent, Subscriber, SubscriberCategory, Verification
 from tests.fakes.twilio_voice import FakeTwilioVoice
 from tests.test_public_pages import PHONE, message, page, subscribe_form, subscriber
 
@@ -196,3 +196,71 @@ def test_a_landline_cannot_switch_itself_to_sms(client, twilio):
     assert answer.status_code == 200 and answer.get_json()["calls_only"] is True
     resident = subscriber(LANDLINE)
     assert (resident.voice, resident.voice_only) == (True, True)
+
+
+def test_a_calls_only_resident_who_pressed_9_and_comes_back_is_called_again(client, twilio):
+    from alerts.match import reachable
+    from subscribers import call_choice, service
+    from subscribers.links import make_manage_token
+
+    client.post("/subscribe", data=subscribe_form(phone=LANDLINE_TYPED, contact="voice"))
+    code, _ = code_call(twilio, LANDLINE)
+    client.post("/verify", data={"code": code})
+    call_choice.stop_calls(subscriber(LANDLINE), service.Origin("voice"), detail="pressed 9")
+    db.session.commit()
+    assert subscriber(LANDLINE).status == "opted_out"
+    token = make_manage_token(subscriber(LANDLINE))
+    assert client.post(f"/m/{token}/resume").status_code in (302, 303)
+    resident = subscriber(LANDLINE)
+    assert (resident.status, resident.voice, resident.voice_only) == ("active", True, True)
+    assert resident.id in set(db.session.scalars(reachable("voice")))
+    opt_in = db.session.scalars(select(ConsentEvent).where(ConsentEvent.action == "opt_in")).all()[-1]
+    assert "calls: emergency, official, weather>=2 (calls only)" in opt_in.detail
+
+
+def test_a_web_save_keeps_the_call_levels_set_through_the_api(client, twilio):
+    from tests.conftest import last_code
+    from subscribers.links import make_manage_token
+
+    body = {"phone": "501 234 567", "consent": True, "categories": {"weather": 1}, "areas": ["KOZY"],
+            "calls": {"weather": 3}}
+    assert client.post("/api/v1/subscriptions", json=body).status_code == 202
+    client.post("/api/v1/subscriptions/verify", json={"phone": PHONE, "code": last_code(twilio, PHONE)})
+    token = make_manage_token(subscriber())
+    assert client.post(f"/m/{token}", data={"categories": ["weather"], "level_weather": "1", "language": "en",
+                                            "contact": "sms_voice", "calls": ["weather"]}).status_code == 302
+    levels = dict(db.session.execute(select(SubscriberCategory.category, SubscriberCategory.call_level)
+                                     .where(SubscriberCategory.subscriber_id == subscriber().id)).all())
+    assert levels["weather"] == 3
+
+
+def test_where_calls_are_off_no_door_wipes_a_resident_s_calls(make_app, twilio):
+    from population import seed
+    from subscribers import service
+    from tests.test_admin_messages import make_staff, signed_in
+    from tests.test_paper_registration import paper_form
+
+    app = make_app()  # VOICE_BACKEND unset: no calls, no call choices on any form
+    [sid] = seed(1, categories={"weather": 1, "official": 1}, areas=["KOZY"], calls={"weather": 2})
+    resident = db.session.get(Subscriber, sid)
+    phone = resident.phone
+    office = signed_in(app, make_staff("editor"))
+    assert office.post("/admin/subscribers/new", data=paper_form(phone=phone, contact="sms")).status_code == 302
+    service.update_preferences(resident, service.Preferences(categories={"weather": 1}, areas=("KOZY",),
+                                                             language="pl"), service.Origin("api"))
+    db.session.expire_all()
+    resident = db.session.get(Subscriber, sid)
+    assert resident.voice is True
+    assert {c.category: c.call_level for c in resident.categories} == {"weather": 2}
+
+
+def test_a_resident_whose_sms_cannot_arrive_gets_everything_by_call(client, twilio):
+    from population import seed
+    from subscribers import service
+
+    [sid] = seed(1, categories={"weather": 1, "official": 1}, areas=["KOZY"], calls={"weather": 2})
+    service.sms_unreachable(db.session.get(Subscriber, sid), "landline (21614)", service.Origin("provider"))
+    db.session.expire_all()
+    resident = db.session.get(Subscriber, sid)
+    assert (resident.status, resident.voice_only) == ("active", True)
+    assert {c.category: c.call_level for c in resident.categories} == {"weather": 1, "official": 1}
