@@ -207,6 +207,8 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "RATE_LIMIT_CODES_PER_NUMBER": _int("RATE_LIMIT_CODES_PER_NUMBER", 3),
         "RATE_LIMIT_CODES_PER_PREFIX": _int("RATE_LIMIT_CODES_PER_PREFIX", 10),
         "VERIFICATION_SMS_HOURLY_BUDGET": _int("VERIFICATION_SMS_HOURLY_BUDGET", 200),
+        # ...of which read out in calls (calls only, landlines): a call costs several SMS.
+        "VERIFICATION_CALLS_HOURLY_BUDGET": _int("VERIFICATION_CALLS_HOURLY_BUDGET", 30),
         # Codes typed (right or wrong) per client address (IPv6: per /64) per hour, on /verify
         # and the API; each code also locks after VERIFY_MAX_ATTEMPTS wrong tries.
         "RATE_LIMIT_VERIFY_PER_IP": _int("RATE_LIMIT_VERIFY_PER_IP", 30),

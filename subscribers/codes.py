@@ -52,8 +52,10 @@ def _hash_code(phone_key: str, code: str) -> str:
     return hmac.new(key, f"verify:{phone_key}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def code_limits(phone: str, ip: str | None) -> list[ratelimit.Limit]:
-    """What one code request is charged: the number, its range, the client and the budget."""
+def code_limits(phone: str, ip: str | None, *, by_call: bool = False) -> list[ratelimit.Limit]:
+    """What one code request is charged: the number, its range, the client and the budget;
+    a code read out in a call (dearer than an SMS, and the toll fraudster's favourite) also
+    the calls' own budget."""
     cfg = current_app.config
     limits = [
         ratelimit.Limit(f"code:number:{ratelimit.number_key(phone)}", cfg["RATE_LIMIT_CODES_PER_NUMBER"], HOUR),
@@ -64,6 +66,8 @@ def code_limits(phone: str, ip: str | None) -> list[ratelimit.Limit]:
     ]
     if ip:
         limits.append(ratelimit.Limit(f"code:ip:{ratelimit.client_key(ip)}", cfg["RATE_LIMIT_CODES_PER_IP"], HOUR))
+    if by_call:
+        limits.append(ratelimit.Limit("code:call_budget", cfg.get("VERIFICATION_CALLS_HOURLY_BUDGET", 30), HOUR))
     return limits
 
 
@@ -88,14 +92,14 @@ def resend_wait(phone: str) -> int | None:
     return _resend_wait(ratelimit.number_key(phone), utcnow())
 
 
-def _charge(phone: str, origin: Origin, now: datetime) -> None:
+def _charge(phone: str, origin: Origin, now: datetime, *, by_call: bool = False) -> None:
     """Start the transaction of a code request: take the limits, then check the resend wait.
 
     Raises ``rate_limited`` or ``resend_wait`` (429) with nothing charged. The wait is read
     after the limits on purpose: on PostgreSQL the number's bucket row is locked by then, so
     parallel requests for one number queue up here and each sees the code of the one before.
     """
-    wait = ratelimit.hit(code_limits(phone, origin.ip), now)
+    wait = ratelimit.hit(code_limits(phone, origin.ip, by_call=by_call), now)
     if wait:
         raise SubscriptionError("rate_limited", status=429, retry_after=wait)
     wait = _resend_wait(ratelimit.number_key(phone), now)
@@ -166,7 +170,7 @@ def request_subscription(phone_raw: str | None, prefs: Preferences, consent: boo
         raise SubscriptionError("consent_required", field="consent")
     phone = signup_phone(phone_raw, voice_only=prefs.voice_only)
     now = utcnow()
-    _charge(phone, origin, now)
+    _charge(phone, origin, now, by_call=prefs.voice_only)
     subscriber = subscriber_for_signup(phone, prefs.language)
     _ledger(subscriber, "subscribe", origin, prefs, consent=True)
     # Calls only: the code is read out by a call (a landline cannot get the SMS).
@@ -187,7 +191,9 @@ def request_manage_code(phone_raw: str | None, origin: Origin) -> str:
                             landline=call_choice.calls_enabled())
     now = utcnow()
     try:
-        _charge(phone, origin, now)
+        # A landline's code can only be a call. (Decided by the number, never by whether it is
+        # a resident's, so the limits answer every number alike.)
+        _charge(phone, origin, now, by_call=is_landline(phone))
     except SubscriptionError as exc:
         if exc.code != "resend_wait":
             raise

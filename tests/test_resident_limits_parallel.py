@@ -172,3 +172,16 @@ def test_a_burst_of_exactly_the_budget_is_let_through_in_full(app):
         taken.append(ratelimit.hit([limit], now) is None)
         db.session.commit()
     assert taken == [True] * 200 + [False]
+
+
+def test_thirty_parallel_calls_only_sign_ups_never_place_more_calls_than_their_budget(serve, twilio):
+    base = serve(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200", VERIFICATION_CALLS_HOURLY_BUDGET=4,
+                 VERIFICATION_SMS_HOURLY_BUDGET=1000, RATE_LIMIT_CODES_PER_IP=1000, RATE_LIMIT_CODES_PER_PREFIX=1000)
+    results = at_once(N, lambda i: post(base, "/api/v1/subscriptions", {
+        **sign_up_body(f"+4833812{i:04d}"), "calls_only": True}))  # landlines: codes by call
+    statuses = Counter(status for status, _ in results)
+    assert statuses == {202: 4, 429: 26}, statuses
+    sent_sms(twilio)  # drain the outbox: calls go out from it too
+    assert len(twilio.calls) == 4 and twilio.messages == []
+    # SMS codes have a budget of their own, untouched by the calls.
+    assert post(base, "/api/v1/subscriptions", sign_up_body("+48501999999"))[0] == 202
