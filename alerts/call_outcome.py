@@ -50,7 +50,8 @@ from alerts.models import (
 from db import db, utcnow
 from locks import sqlite_write_lock
 from providers.sms import ProviderError
-from providers.twilio_voice import FINAL_STATUSES as CALL_FINAL, CallReport
+from providers.twilio_voice import CALL_TIME_LIMIT_SECONDS, CallReport
+from providers.twilio_voice import FINAL_STATUSES as CALL_FINAL
 from subscribers import call_choice
 from subscribers.models import ACTIVE, Subscriber
 
@@ -90,8 +91,8 @@ def find(delivery_id: str | None, report: CallReport) -> tuple[Delivery | None, 
     return None, None
 
 
-def record_event(delivery: Delivery | None, report: CallReport, status: str, now: datetime, source: str = "callback",
-           detail: str | None = None) -> None:
+def record_event(delivery: Delivery | None, report: CallReport, status: str, now: datetime,
+                 source: str = "callback", detail: str | None = None) -> None:
     db.session.add(DeliveryEvent(
         delivery_id=delivery.id if delivery else None, provider_ref=report.provider_ref, provider="twilio",
         source=source, status=status[:16], detail=detail, received_at=now))
@@ -133,7 +134,7 @@ def key_pressed(delivery: Delivery, report: CallReport, now: datetime) -> str:
             from subscribers import service
 
             call_choice.stop_calls(subscriber, service.Origin("voice"),
-                               detail=f"pressed 9 in a call about message {delivery.alert_id}")
+                                   detail=f"pressed 9 in a call about message {delivery.alert_id}")
         return "opted_out"
     record_event(delivery, report, "key", now, detail=f"pressed {digit}" if digit else "no key")
     return "repeat" if digit == "2" else "menu"
@@ -181,7 +182,7 @@ def ended(delivery: Delivery, report: CallReport, now: datetime, source: str = "
     """The call ended (a status callback, or a poll): settle the delivery or queue the next
     call. Returns the delivery's new status, or None when nothing changed. The caller commits."""
     record_event(delivery, report, report.status, now, source=source,
-           detail=f"{report.duration_seconds} s" if report.duration_seconds is not None else None)
+                 detail=f"{report.duration_seconds} s" if report.duration_seconds is not None else None)
     if report.status not in CALL_FINAL or delivery.status in FINAL_STATUSES or delivery.status == PENDING:
         return None
     if report.status == "completed":
@@ -213,7 +214,8 @@ def poll_calls(now: datetime | None = None, limit: int = 100) -> int:
         return 0
     now = now or utcnow()
     cfg = current_app.config
-    over = timedelta(seconds=int(cfg.get("VOICE_RING_SECONDS", 30)) + 300 + 120)
+    # Ringing, then the longest a call may last, then two minutes for Twilio's own callback.
+    over = timedelta(seconds=int(cfg.get("VOICE_RING_SECONDS", 30)) + CALL_TIME_LIMIT_SECONDS + 120)
     ids = db.session.scalars(
         select(Delivery.id).where(Delivery.channel == "voice", Delivery.status == SENT,
                                   Delivery.provider_ref.is_not(None), Delivery.sent_at < now - over)
@@ -222,6 +224,8 @@ def poll_calls(now: datetime | None = None, limit: int = 100) -> int:
     moved = 0
     for delivery_id in ids:
         sid = db.session.scalar(select(Delivery.provider_ref).where(Delivery.id == delivery_id))
+        if sid is None:
+            continue  # moved on since the list was read (a callback came)
         try:
             record = voice.fetch(sid)
         except ProviderError as exc:

@@ -49,6 +49,8 @@ FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 # AnsweredBy values that mean an answering machine or voicemail took the call.
 MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
 _CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
+# The longest a call may last (TimeLimit): a stuck menu must not run up the bill.
+CALL_TIME_LIMIT_SECONDS = 300
 # How many of a number's latest calls find_calls looks at (a resident gets a few a week).
 FIND_CALLS_SCAN_LIMIT = 100
 
@@ -62,8 +64,7 @@ class CallRequest:
     # Detect an answering machine and wait for its beep, so the voicemail is whole.
     detect_machine: bool = True
     ring_seconds: int = 30
-    # A hard cap on the call's length: a stuck menu must not run up the bill.
-    time_limit_seconds: int = 300
+    time_limit_seconds: int = CALL_TIME_LIMIT_SECONDS
     # Inline TwiML instead of `url` (a sign-up code: nothing to fetch, nothing to answer).
     twiml: str | None = None
     # What the console backend prints instead of calling; Twilio never sees it.

@@ -73,11 +73,11 @@ def parse_calls(wanted: bool, chosen: Iterable[str] | None, levels: dict[str, An
     return calls
 
 
-
 def stop_calls(subscriber: Subscriber, origin: Any, detail: str | None = None) -> bool:
     """No more calls (9 pressed in a call, or the manage page); SMS and push go on. A
-    resident with calls only (a landline) has nothing else, so leaves altogether. The caller commits. Returns False
-    when calls were already off."""
+    resident with calls only (a landline) has nothing else, so leaves altogether (coming back
+    brings the calls back: ``service.opt_in``). The caller commits. Returns False when calls
+    were already off."""
     from subscribers import service
 
     if not subscriber.voice:
