@@ -4,6 +4,8 @@ alerts/call_outcome.py (what happened) and alerts/voice_text.py (what is said).
     POST /webhooks/twilio/voice/answer?d=<delivery>   the call was answered: TwiML to play
     POST /webhooks/twilio/voice/gather?d=<delivery>   a key was pressed: TwiML to go on with
     POST /webhooks/twilio/voice/status?d=<delivery>   the call ended: 204
+    POST /webhooks/twilio/voice/incoming              someone calls the gmina's number (a missed
+                                                      call returned): what is in force, read out
 
 Each is signature-checked like the SMS webhooks (403, and nothing changed, otherwise). A
 call that is none of the delivery's is answered politely and changes nothing.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from alerts import call_outcome, voice_text
+from alerts import call_outcome, in_force, voice_text
 from alerts.call_outcome import CURRENT
 from db import db, utcnow
 from providers.twilio_voice import CallReport, Voice, message_twiml, parse_report, say_twiml
@@ -92,6 +94,14 @@ def voice_gather() -> Response:
         xml = message_twiml(_voice(), [], voice_text.menu(), _url("gather", delivery.id), voice_text.phrase("goodbye"))
     db.session.commit()
     return _twiml(xml)
+
+
+@bp.post("/incoming")
+def voice_incoming() -> Response:
+    """A resident who missed our call rings back: read what is in force now, most severe
+    first. Nothing about the caller is looked up or changed (a caller ID can be forged)."""
+    _report()
+    return _twiml(say_twiml(_voice(), voice_text.in_force_parts(in_force.current().in_force)))
 
 
 @bp.post("/status")

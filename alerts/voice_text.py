@@ -74,6 +74,25 @@ def voicemail_parts(alert: Alert) -> list[str]:
     return [intro(version), short, translate("voice.voicemail_more", CALL_LANGUAGE)]
 
 
+# How many messages a returned call reads at most (the most severe first).
+IN_FORCE_READ = 3
+
+
+def in_force_parts(alerts: list[Alert]) -> list[str]:
+    """A call to the gmina's number: who answers, then each message in force (its approved
+    version: intro and spoken text), at most IN_FORCE_READ, or that there is none."""
+    m = current_app.extensions["municipality"]
+    parts = [translate("voice.incoming", CALL_LANGUAGE, gmina=m.genitive)]
+    if not alerts:
+        parts.append(phrase("incoming_none"))
+    for alert in alerts[:IN_FORCE_READ]:
+        parts.extend(message_parts(alert))
+    if len(alerts) > IN_FORCE_READ:
+        parts.append(phrase("incoming_more"))
+    parts.append(phrase("goodbye"))
+    return parts
+
+
 def menu() -> str:
     return translate("voice.menu", CALL_LANGUAGE)
 

@@ -549,3 +549,24 @@ def test_a_call_is_not_placed_once_the_resident_turned_calls_off(calls, twilio):
         dispatcher.close()
     assert {o.job.channel: o.left for o in outcomes} == {"sms": False, "voice": True}
     assert twilio.calls == [] and len(twilio.messages) == 1
+
+
+def test_a_resident_who_rings_back_hears_what_is_in_force_most_severe_first(calls, twilio):
+    app, base = calls
+    url = f"{base}/webhooks/twilio/voice/incoming"
+    heard = twilio.call_in(url, from_="+48338123456")
+    assert heard.answers == [200]
+    assert heard.text == ("Tu system powiadomień Gminy Kozy. Obecnie nie obowiązują żadne ostrzeżenia ani "
+                          "komunikaty gminy. Do widzenia.")
+    lifecycle.publish(alert(level=2, channels=("sms",), title="Burze 2. stopnia", text="Burze od 14:00."))
+    lifecycle.publish(alert(category="emergency", level=None, channels=("sms",), title="Ewakuacja",
+                            text="Opuść dom przy ulicy Szkolnej."))
+    lifecycle.publish(alert(level=1, channels=("sms",), title="Ćwiczenia", text="To tylko próba.",
+                            exercise=True))
+    heard = twilio.call_in(url, from_="+48338123456").text
+    assert heard.index("Ewakuacja") < heard.index("Burze drugiego stopnia") and "od czternastej" in heard
+    assert "próba" not in heard  # an exercise is never read to the public
+    # A forged ring is refused and says nothing.
+    response = twilio.post_signed(url, {"CallSid": "CA" + "0" * 32, "From": "+48338123456",
+                                        "CallStatus": "ringing"}, signature="forged")
+    assert response.status_code == 403

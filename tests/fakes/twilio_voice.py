@@ -121,6 +121,16 @@ class FakeTwilioVoice(FakeTwilio):
             self.send_call_status(sid)
         return heard
 
+    def call_in(self, url: str, from_: str, to: str = "+48338100200", keys: Iterable[str] = ()) -> Heard:
+        """Someone dials the Twilio number whose "A call comes in" webhook is `url`: POST it
+        (signed; CallStatus ringing, Direction inbound) and play the TwiML it answers."""
+        heard = Heard()
+        fields = {"CallSid": "CA" + uuid.uuid4().hex, "AccountSid": self.account_sid, "From": from_, "To": to,
+                  "Caller": from_, "Called": to, "CallStatus": "ringing", "Direction": "inbound",
+                  "ApiVersion": API_VERSION}
+        self._fetch_and_run(url, fields, list(keys), heard)
+        return heard
+
     def send_call_status(self, sid: str, url: str | None = None) -> int:
         """POST the call's status callback as it stands; returns the app's HTTP status."""
         record = self.call(sid)
