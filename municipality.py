@@ -71,6 +71,21 @@ class Area:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A group beyond villages (sołtysi, OSP, radni, rolnicy, letnicy) that messages can
+    target. Residents join an open group themselves; staff add members to a closed one,
+    under the group's `legal_basis` (shown to them, written in the ledger)."""
+
+    code: str
+    names: dict[str, str]
+    open: bool
+    legal_basis: str = ""
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang) or self.names["pl"]
+
+
+@dataclass(frozen=True)
 class AirStation:
     id: int
     name: str
@@ -115,6 +130,7 @@ class Municipality:
     feeds: FeedSettings = field(default_factory=FeedSettings)
     validity_hours: dict[str, int] = field(default_factory=dict)  # category -> hours
     name_genitive: str = ""  # "Gminy Kozy"; empty: derived from the name (see genitive)
+    groups: tuple[Group, ...] = ()
 
     def validity(self, category: str) -> timedelta:
         """How long a message of `category` is in force when staff set no end."""
@@ -126,6 +142,12 @@ class Municipality:
 
     def area(self, code: str) -> Area | None:
         return next((a for a in self.areas if a.code == code), None)
+
+    def group(self, code: str) -> Group | None:
+        return next((g for g in self.groups if g.code == code), None)
+
+    def open_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.open]
 
     @property
     def genitive(self) -> str:
@@ -184,10 +206,11 @@ class ProfileError(ConfigError):
 # Every key a profile may have, per table: anything else is a typo that would otherwise be
 # ignored in silence (a misspelt "inbound_numbr" leaves residents without STOP).
 _KEYS = {
-    "": {"municipality", "areas", "categories", "quiet_hours", "feeds", "policy"},
+    "": {"municipality", "areas", "groups", "categories", "quiet_hours", "feeds", "policy"},
     "municipality": {"name", "name_en", "name_genitive", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
                      "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone", "colour"},
     "areas": {"code", "name", "simc", "polygon"},
+    "groups": {"code", "name", "name_en", "open", "legal_basis"},
     "categories": {"offered", "default", "validity_hours"},
     "quiet_hours": {"start", "end"},
     "feeds": {"hydro", "air", "rso"},
@@ -399,6 +422,7 @@ def load_municipality(name_or_path: str) -> Municipality:
     if not areas:
         raise ProfileError(f"{path}: areas: at least one [[areas]] entry is needed")
 
+    groups = _groups(p, data)
     cats = p.table(data.get("categories"), "categories")
     offered = tuple(p.strings(cats, "offered", "categories", list(CATEGORIES)))
     default = tuple(p.strings(cats, "default", "categories", list(offered)))
@@ -450,4 +474,29 @@ def load_municipality(name_or_path: str) -> Municipality:
         feeds=feeds,
         validity_hours=dict(validity),
         name_genitive=p.text(m, "name_genitive", "municipality", default=""),
+        groups=groups,
     )
+
+
+def _groups(p: _Profile, data: dict[str, Any]) -> tuple[Group, ...]:
+    """[[groups]]: code (lower-case letters, digits, _), name, optional name_en, open (true:
+    residents join themselves), and for a closed group the legal basis staff add members on."""
+    groups: list[Group] = []
+    for i, g in enumerate(p.list_of_tables(data, "groups", "groups")):
+        where = f"groups #{i + 1}"
+        code = p.text(g, "code", where)
+        if not re.fullmatch(r"[a-z0-9_]{2,16}", code):
+            raise p.fail(f"{where}.code", f"{code!r} must be 2-16 lower-case letters, digits or _")
+        if any(x.code == code for x in groups):
+            raise p.fail(f"{where}.code", f"{code!r} appears twice")
+        is_open = g.get("open", False)
+        if not isinstance(is_open, bool):
+            raise p.fail(f"{where}.open", f"must be true or false, not {_kind(is_open)}")
+        basis = p.text(g, "legal_basis", where, default="").strip()
+        if not is_open and not basis:
+            raise p.fail(f"{where}.legal_basis", "a closed group needs the legal basis staff add members on")
+        names = {"pl": p.text(g, "name", where)}
+        if g.get("name_en"):
+            names["en"] = p.text(g, "name_en", where)
+        groups.append(Group(code=code, names=names, open=is_open, legal_basis=basis))
+    return tuple(groups)

@@ -41,6 +41,9 @@ def form_from_alert(alert: Alert, *, titles: bool = True) -> MultiDict:
     form["target"] = "all" if alert.areas is None else "areas"
     for code in alert.areas or []:
         form.add("areas", code)
+    form["audience"] = "groups" if alert.groups else "everyone"
+    for code in alert.groups or []:
+        form.add("groups", code)
     for channel in alert.channels:
         form.add("channels", channel)
     form["when"] = "later" if alert.send_at else "now"
@@ -84,13 +87,13 @@ def compose_page(mode: str, form: MultiDict, errors: Errors, *, alert: Alert | N
 
 def posted_form(alert: Alert | None, parent: Alert | None = None) -> MultiDict:
     """The posted form; a cancellation's form has only its words, so what it cannot change
-    (target, channels, level, exercise) comes from the message it withdraws."""
+    (target, groups, channels, level, exercise) comes from the message it withdraws."""
     form = MultiDict(request.form)
     source = parent if parent is not None else (alert.parent if alert is not None else None)
     kind = KIND_CANCEL if parent is not None else (alert.kind if alert is not None else KIND_ALERT)
     if kind == KIND_CANCEL and source is not None:
         fixed = form_from_alert(alert if alert is not None else source, titles=False)
-        for key in ("category", "level", "target", "areas", "channels", "exercise"):
+        for key in ("category", "level", "target", "areas", "audience", "groups", "channels", "exercise"):
             form.setlist(key, fixed.getlist(key))
         form["when"] = "now"
         form["expires_at"] = ""

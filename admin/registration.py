@@ -1,4 +1,5 @@
-"""Staff register a resident from a signed paper form (subscribers/paper.py does the work).
+"""Staff register a resident from a signed paper form (subscribers/paper.py does the work),
+and add residents to the closed groups (subscribers/groups.py).
 
 The form is the residents' own preferences form (the same fields, checks and texts), with
 the number, the form's reference and the day it was signed on top.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from admin import add_error_pages
 from i18n import t
@@ -69,3 +70,30 @@ def register() -> Any:
             flash(t("admin_people.register.done", reference=values["reference"].strip()), "info")
             return redirect(url_for("admin_people.subscriber", subscriber_id=subscriber.id))
     return _render(form, values, errors)
+
+
+@bp.post("/subscribers/<int:subscriber_id>/groups")
+@login_required("approver")
+def group_membership(subscriber_id: int) -> Any:
+    """Add to (or, with action=remove, take out of) a closed group, under its legal basis."""
+    from db import db
+    from subscribers import groups
+    from subscribers.models import Subscriber
+
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        abort(404)
+    user = current_staff()
+    assert user is not None
+    origin = service.Origin("staff", request.remote_addr, request.headers.get("User-Agent"))
+    code = request.form.get("group", "")
+    try:
+        if request.form.get("action") == "remove":
+            changed = groups.remove(subscriber, code, user, origin)
+            flash(t("admin_people.groups.removed" if changed else "admin_people.groups.not_in"), "info")
+        else:
+            changed = groups.add(subscriber, code, user, origin)
+            flash(t("admin_people.groups.added" if changed else "admin_people.groups.already"), "info")
+    except SubscriptionError as exc:
+        flash(t(f"error.{exc.code}"), "error")
+    return redirect(url_for("admin_people.subscriber", subscriber_id=subscriber_id, _anchor="groups"))

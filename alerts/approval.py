@@ -135,6 +135,7 @@ def draft_from_form(form: Any, *, parent: Alert | None = None) -> Draft:
         keep_diacritics=form.get("keep_diacritics") in ("1", "on", "true"),
         exercise=form.get("exercise") in ("1", "on", "true"),
         spoken={lang: form.get(f"spoken_{lang}", "") for lang in ("pl",) if form.get(f"spoken_{lang}")},
+        groups=sorted(set(form.getlist("groups"))) if form.get("audience") == "groups" else None,
     )
 
 
@@ -160,6 +161,7 @@ def save_draft(user: StaffUser, draft: Draft, alert: Alert | None = None, *, par
         draft.category, draft.exercise = alert.category, alert.parent.exercise
         if alert.kind == KIND_CANCEL:
             draft.level, draft.areas, draft.channels = alert.parent.level, alert.parent.areas, alert.parent.channels
+            draft.groups = alert.parent.groups
             draft.expires_at = None
     lifecycle.validate(draft)
     areas = draft.areas
@@ -173,6 +175,7 @@ def save_draft(user: StaffUser, draft: Draft, alert: Alert | None = None, *, par
     alert.starts_at, alert.expires_at, alert.send_at = draft.starts_at, draft.expires_at, draft.send_at
     alert.keep_diacritics, alert.exercise = draft.keep_diacritics, draft.exercise
     alert.spoken = lifecycle.clean_spoken(draft.spoken)
+    alert.groups = sorted(set(draft.groups)) if draft.groups else None
     if user.id != alert.created_by:
         alert.meta = {**alert.meta, "edited_by": sorted({*alert.meta.get("edited_by", []), user.id})}
     # A new version: an approval given on the page of the previous one is refused as stale.
@@ -360,4 +363,5 @@ def _as_draft(alert: Alert, now: datetime) -> Draft:
     return Draft(category=alert.category, level=alert.level, titles=dict(alert.titles), texts=dict(alert.texts),
                  areas=alert.areas, channels=list(alert.channels), starts_at=alert.starts_at,
                  expires_at=alert.expires_at, send_at=send_at, keep_diacritics=alert.keep_diacritics,
-                 exercise=alert.exercise, spoken=dict(alert.spoken) if alert.spoken else None)
+                 exercise=alert.exercise, spoken=dict(alert.spoken) if alert.spoken else None,
+                 groups=list(alert.groups) if alert.groups else None)

@@ -2,7 +2,8 @@
 know about, most severe first, and when IMGW was last read.
 
 In force means published and not ended; a withdrawal notice is not itself in force (it is
-listed among the recent withdrawals), and an exercise is never shown publicly.
+listed among the recent withdrawals), and an exercise or a message to a group is never shown
+publicly.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class Situation:
 
 def current(now: datetime | None = None) -> Situation:
     now = now or utcnow()
-    public = (Alert.status == PUBLISHED, Alert.exercise.is_(False))
+    # A message to a group (the OSP, the sołtysi) is not the public's: like an exercise.
+    public = (Alert.status == PUBLISHED, Alert.exercise.is_(False), Alert.groups.is_(None))
     alerts = db.session.scalars(
         select(Alert).where(*public, Alert.kind != KIND_CANCEL,
                             or_(Alert.expires_at.is_(None), Alert.expires_at > now))

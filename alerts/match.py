@@ -7,7 +7,8 @@ whatever their categories.
 
 Calls (``voice``) go to residents who asked for them, for the categories they want called
 about from the level they chose (``call_level``; by default weather and hydro from level 2),
-and for every emergency. A resident with calls only (``voice_only``: a landline) never gets an SMS.
+and for every emergency. A message to groups (sołtysi, OSP, ...) reaches their members in
+the target areas whatever their categories. A resident with calls only (``voice_only``: a landline) never gets an SMS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 
 from alerts.models import DELIVERED, SENDING, SENT, UNCERTAIN, Alert, Delivery
-from subscribers.models import ACTIVE, PushSubscription, Subscriber, SubscriberArea, SubscriberCategory
+from subscribers.models import (ACTIVE, PushSubscription, Subscriber, SubscriberArea, SubscriberCategory,
+                                SubscriberGroup)
 
 # A resident "got" a message when the provider took it (or may have: sending/uncertain).
 GOT_IT = (SENDING, UNCERTAIN, SENT, DELIVERED)
@@ -37,7 +39,12 @@ def matching(alert: Alert, channel: str) -> Select:
     query = reachable(channel)
     if alert.exercise:
         return query.where(Subscriber.test_group.is_(True))
-    if alert.category != "emergency":
+    if alert.groups:
+        # A message to groups reaches their members, whatever categories they chose: being
+        # in the group (joined, or added under its legal basis) is what they chose.
+        query = query.where(Subscriber.id.in_(
+            select(SubscriberGroup.subscriber_id).where(SubscriberGroup.group.in_(alert.groups))))
+    elif alert.category != "emergency":
         # Messages without levels (official, events...) count as level 1: everyone who chose them.
         level = alert.level or 1
         # A call comes from the level chosen for calls (NULL: never), an SMS or push from

@@ -91,6 +91,9 @@ class Alert(db.Model):
     texts: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # Area codes from the municipality profile; None means the whole gmina.
     areas: Mapped[list[str] | None] = mapped_column(JSON)
+    # Group codes (profile [[groups]]): only their members, whatever their categories. NULL
+    # (not JSON null): a message to everyone, the only kind the public pages list.
+    groups: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     channels: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(CHANNELS))
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -161,6 +164,7 @@ class AlertVersion(db.Model):
     titles: Mapped[dict[str, str]] = mapped_column(JSON)
     texts: Mapped[dict[str, str]] = mapped_column(JSON)
     areas: Mapped[list[str] | None] = mapped_column(JSON)
+    groups: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     channels: Mapped[list[str]] = mapped_column(JSON)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

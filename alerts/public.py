@@ -21,9 +21,9 @@ LATEST = 50
 
 
 def went_out() -> tuple:
-    """The WHERE of every public list: published (never a draft or an unapproved feed alert)
-    and not an exercise."""
-    return (Alert.published_at.is_not(None), Alert.exercise.is_(False))
+    """The WHERE of every public list: published (never a draft or an unapproved feed alert),
+    not an exercise, and to everyone (a message to a group, e.g. the OSP, is theirs)."""
+    return (Alert.published_at.is_not(None), Alert.exercise.is_(False), Alert.groups.is_(None))
 
 
 def alerts(*, active: bool, category: str | None = None) -> list[Alert]:

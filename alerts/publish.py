@@ -76,6 +76,8 @@ class Draft:
     exercise: bool = False
     # Staff's own wording for a call, per language (empty: made from the text).
     spoken: dict[str, str] | None = None
+    # Only the members of these groups (profile [[groups]]); None: everyone who chose it.
+    groups: list[str] | None = None
     source: str = "manual"
     external_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +121,12 @@ def validate(draft: Draft, now: datetime | None = None) -> None:
         unknown = [a for a in draft.areas if m.area(a) is None]
         if unknown:
             raise AlertError("area_unknown", field="areas", value=unknown[0])
+    if draft.groups is not None:
+        if not draft.groups:
+            raise AlertError("groups_missing", field="groups")
+        unknown_groups = [g for g in draft.groups if m.group(g) is None]
+        if unknown_groups:
+            raise AlertError("group_unknown", field="groups", value=unknown_groups[0])
     if not draft.channels:
         raise AlertError("channels_missing", field="channels")
     if any(c not in CHANNELS for c in draft.channels):
@@ -149,6 +157,7 @@ def create_alert(draft: Draft, *, kind: str = KIND_ALERT, parent: Alert | None =
         areas=areas, channels=list(dict.fromkeys(draft.channels)), starts_at=draft.starts_at,
         expires_at=draft.expires_at, send_at=draft.send_at, keep_diacritics=draft.keep_diacritics,
         exercise=draft.exercise, spoken=clean_spoken(draft.spoken),
+        groups=sorted(set(draft.groups)) if draft.groups else None,
         status=DRAFT, created_by=created_by, meta=dict(draft.meta),
     )
     db.session.add(alert)
@@ -163,7 +172,7 @@ HEARD_CALL = (CALL_ANSWERED, CALL_VOICEMAIL)
 # --- versions and locks ---------------------------------------------------------------------
 
 CONTENT_FIELDS = ("kind", "category", "level", "titles", "texts", "areas", "channels", "starts_at",
-                  "expires_at", "send_at", "keep_diacritics", "exercise", "spoken")
+                  "expires_at", "send_at", "keep_diacritics", "exercise", "spoken", "groups")
 
 
 def clean_spoken(spoken: dict[str, str] | None) -> dict[str, str] | None:
@@ -175,9 +184,10 @@ def clean_spoken(spoken: dict[str, str] | None) -> dict[str, str] | None:
 def content(alert: Alert | AlertVersion) -> dict[str, Any]:
     """Everything that decides what residents read and who gets it."""
     values = {name: getattr(alert, name) for name in CONTENT_FIELDS}
-    if values["spoken"] is None:
-        # Messages approved before calls existed keep the fingerprint they were approved with.
-        del values["spoken"]
+    for name in ("spoken", "groups"):
+        if values[name] is None:
+            # Messages approved before calls and groups existed keep their fingerprint.
+            del values[name]
     for name in ("starts_at", "expires_at", "send_at"):
         values[name] = values[name].isoformat() if values[name] is not None else None
     return values
@@ -333,6 +343,7 @@ def follow_up(parent: Alert, kind: str, draft: Draft, created_by: int | None = N
     if kind == KIND_CANCEL:
         draft.level = parent.level
         draft.areas = parent.areas
+        draft.groups = parent.groups
         draft.channels = parent.channels
         draft.expires_at = None
     return create_alert(draft, kind=kind, parent=parent, created_by=created_by)

@@ -86,6 +86,10 @@ def _preferences(data: dict[str, Any]) -> service.Preferences:
     if areas is not None and (not isinstance(areas, list) or not all(isinstance(a, str) for a in areas)):
         raise SubscriptionError("bad_request", field="areas")
     prefs = service.parse_preferences(names, levels, areas, data.get("language"))
+    groups = data.get("groups", [])
+    if not isinstance(groups, list):
+        raise SubscriptionError("bad_request", field="groups")
+    prefs = replace(prefs, groups=service.parse_groups(groups))
     return _with_calls(prefs, data)
 
 
@@ -157,7 +161,7 @@ def _state(subscriber) -> dict[str, Any]:  # noqa: ANN001
     prefs = service.current_preferences(subscriber)
     return {"status": subscriber.status, "categories": subscriber.category_levels(),
             "areas": subscriber.area_codes(), "language": subscriber.language, "calls": prefs.calls,
-            "calls_only": prefs.voice_only}
+            "calls_only": prefs.voice_only, "groups": subscriber.group_codes()}
 
 
 @bp.get("/subscriptions/<token>")
@@ -171,10 +175,12 @@ def change(token: str):  # noqa: ANN201
     data = _body()
     data.setdefault("language", subscriber.language)
     prefs = _preferences(data)
+    current = service.current_preferences(subscriber)
     if "calls" not in data and "calls_only" not in data:
         # A change that does not mention calls leaves them as they are.
-        current = service.current_preferences(subscriber)
         prefs = replace(prefs, calls=current.calls, voice_only=current.voice_only)
+    if "groups" not in data:
+        prefs = replace(prefs, groups=current.groups)  # nor groups
     service.update_preferences(subscriber, prefs, origin())
     return jsonify(_state(subscriber))
 

@@ -66,6 +66,9 @@ class Subscriber(db.Model):
     areas: Mapped[list[SubscriberArea]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
     )
+    groups: Mapped[list[SubscriberGroup]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def is_active(self) -> bool:
@@ -76,6 +79,9 @@ class Subscriber(db.Model):
 
     def area_codes(self) -> list[str]:
         return sorted(a.area for a in self.areas)
+
+    def group_codes(self) -> list[str]:
+        return sorted(g.group for g in self.groups)
 
 
 class SubscriberCategory(db.Model):
@@ -108,6 +114,24 @@ class SubscriberArea(db.Model):
     )
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="areas")
+
+
+class SubscriberGroup(db.Model):
+    """A resident in a group beyond villages (municipality profile [[groups]]): joined by the
+    resident (an open group) or added by staff under the group's legal basis (a closed one)."""
+
+    __tablename__ = "subscriber_group"
+
+    group: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # "self" (the resident joined) or "staff" (added under the legal basis).
+    source: Mapped[str] = mapped_column(String(8), default="self")
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="groups")
 
 
 class Verification(db.Model):

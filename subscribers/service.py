@@ -32,6 +32,7 @@ from subscribers.models import (
     Subscriber,
     SubscriberArea,
     SubscriberCategory,
+    SubscriberGroup,
     Verification,
     new_link_secret,
 )
@@ -60,17 +61,19 @@ class Preferences:
     calls: dict[str, int] = field(default_factory=dict)
     # Calls only, never an SMS (a landline, or a resident who cannot read one).
     voice_only: bool = False
+    # Open groups (profile [[groups]], open = true) the resident joined themselves.
+    groups: tuple[str, ...] = ()
 
     def as_payload(self) -> dict[str, Any]:
         """JSON-ready, for a code's payload or the session (``from_payload`` reads it)."""
         return {"categories": dict(self.categories), "areas": list(self.areas), "language": self.language,
-                "calls": dict(self.calls), "voice_only": self.voice_only}
+                "calls": dict(self.calls), "voice_only": self.voice_only, "groups": list(self.groups)}
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Preferences:
         return cls(categories={k: int(v) for k, v in data["categories"].items()}, areas=tuple(data["areas"]),
                    language=data["language"], calls={k: int(v) for k, v in (data.get("calls") or {}).items()},
-                   voice_only=bool(data.get("voice_only")))
+                   voice_only=bool(data.get("voice_only")), groups=tuple(data.get("groups") or ()))
 
 
 def municipality() -> Municipality:
@@ -120,6 +123,21 @@ def parse_preferences(categories: Iterable[str] | None, levels: dict[str, Any] |
     return Preferences(categories=chosen, areas=tuple(sorted(set(area_list))), language=lang)
 
 
+def parse_groups(codes: Iterable[str] | None) -> tuple[str, ...]:
+    """The open groups a resident asks to join. Errors: ``group_unknown``, and
+    ``group_closed`` for a group only staff add members to."""
+    m = municipality()
+    chosen: set[str] = set()
+    for code in codes or []:
+        group = m.group(code) if isinstance(code, str) else None
+        if group is None:
+            raise SubscriptionError("group_unknown", field="groups", value=str(code))
+        if not group.open:
+            raise SubscriptionError("group_closed", field="groups", value=code)
+        chosen.add(code)
+    return tuple(sorted(chosen))
+
+
 def default_preferences(area: str | None = None, language: str | None = None) -> Preferences:
     m = municipality()
     return Preferences(
@@ -133,9 +151,10 @@ def current_preferences(subscriber: Subscriber) -> Preferences:
     calls = {c.category: c.call_level for c in subscriber.categories if c.call_level is not None}
     if subscriber.voice and "emergency" not in calls:
         calls["emergency"] = 1
+    joined = tuple(sorted(g.group for g in subscriber.groups if g.source == "self"))
     return Preferences(categories=subscriber.category_levels(), areas=tuple(subscriber.area_codes()),
                        language=subscriber.language, calls=calls if subscriber.voice else {},
-                       voice_only=subscriber.voice_only)
+                       voice_only=subscriber.voice_only, groups=joined)
 
 
 def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
@@ -150,6 +169,13 @@ def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
     # new rows before deleting the old ones with the same primary key.
     db.session.execute(delete(SubscriberCategory).where(SubscriberCategory.subscriber_id == subscriber.id))
     db.session.execute(delete(SubscriberArea).where(SubscriberArea.subscriber_id == subscriber.id))
+    # The groups the resident joined themselves; staff's additions (closed groups) stay.
+    staff_added = set(db.session.scalars(select(SubscriberGroup.group).where(
+        SubscriberGroup.subscriber_id == subscriber.id, SubscriberGroup.source != "self")))
+    db.session.execute(delete(SubscriberGroup).where(SubscriberGroup.subscriber_id == subscriber.id,
+                                                     SubscriberGroup.source == "self"))
+    db.session.add_all(SubscriberGroup(subscriber_id=subscriber.id, group=g, source="self")
+                       for g in prefs.groups if g not in staff_added)
     db.session.add_all(SubscriberCategory(subscriber_id=subscriber.id, category=c, min_level=lvl,
                                           call_level=prefs.calls.get(c))
                        for c, lvl in prefs.categories.items())
@@ -158,7 +184,7 @@ def _apply_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.voice = bool(prefs.calls)
     subscriber.voice_only = prefs.voice_only and bool(prefs.calls)
     db.session.flush()
-    db.session.expire(subscriber, ["categories", "areas"])
+    db.session.expire(subscriber, ["categories", "areas", "groups"])
 
 
 def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferences | None = None,
@@ -166,6 +192,8 @@ def _ledger(subscriber: Subscriber, action: str, origin: Origin, prefs: Preferen
     if prefs is not None and prefs.calls:
         calls = calls_detail(prefs.calls) + (" (calls only)" if prefs.voice_only else "")
         detail = "; ".join(d for d in (detail, calls) if d)
+    if prefs is not None and prefs.groups:
+        detail = "; ".join(d for d in (detail, "groups: " + ", ".join(prefs.groups)) if d)
     db.session.add(ConsentEvent(
         subscriber_id=subscriber.id,
         action=action,
@@ -353,6 +381,7 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
             "areas": subscriber.area_codes(),
             "calls_only": subscriber.voice_only,
             "calls": current_preferences(subscriber).calls,
+            "groups": subscriber.group_codes(),
         },
         "consent_history": [
             {"action": e.action, "at": _iso(e.created_at), "source": e.source, "categories": e.categories,

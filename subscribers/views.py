@@ -124,6 +124,7 @@ class PrefsForm:
     # CONTACT_VOICE; and the categories that also ring the phone.
     contact: str = "sms"
     calls: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)  # open groups joined
 
     @classmethod
     def defaults(cls) -> PrefsForm:
@@ -138,13 +139,14 @@ class PrefsForm:
         calls = (set(prefs.calls) if prefs.calls and not prefs.voice_only
                  else set(call_choice.default_calls(prefs.categories))) - {ALWAYS_ON_CATEGORY}
         return cls(set(prefs.categories), {c: str(v) for c, v in prefs.categories.items()},
-                   set(prefs.areas), prefs.language, contact, calls)
+                   set(prefs.areas), prefs.language, contact, calls, set(prefs.groups))
 
     @classmethod
     def from_form(cls, form: MultiDict[str, str]) -> PrefsForm:
         levels = {code: form[f"level_{code}"] for code in CATEGORIES if f"level_{code}" in form}
         return cls(set(form.getlist("categories")), levels, set(form.getlist("areas")),
-                   form.get("language", ""), form.get("contact") or CONTACT_SMS, set(form.getlist("calls")))
+                   form.get("language", ""), form.get("contact") or CONTACT_SMS, set(form.getlist("calls")),
+                   set(form.getlist("groups")))
 
     @property
     def voice_only(self) -> bool:
@@ -162,6 +164,7 @@ class PrefsForm:
         unknown = sorted(chosen - set(offered))
         prefs = service.parse_preferences(offered + unknown, self.levels, sorted(self.areas),
                                           self.language or None)
+        prefs = replace(prefs, groups=service.parse_groups(sorted(self.groups)))
         if self.contact not in CONTACTS:
             raise SubscriptionError("contact_invalid", field="contact")
         if not call_choice.calls_enabled() or self.contact == CONTACT_SMS:
@@ -183,7 +186,7 @@ CONTACTS = (CONTACT_SMS, CONTACT_BOTH, CONTACT_VOICE)
 
 def _pref_fields() -> set[str]:
     """Error fields a preferences form shows next to an input."""
-    names = {"categories", "areas", "language", "contact", "calls"}
+    names = {"categories", "areas", "language", "contact", "calls", "groups"}
     return names | {f"level_{c}" for c in CATEGORIES}
 
 

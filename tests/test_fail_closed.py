@@ -161,6 +161,13 @@ def profile(tmp_path: Path, old: str, new: str) -> Path:
      "categories.validity_hours.official", "1 to 2160"),
     ('name = "Gmina Kozy"', 'name = "Gmina Kozy"\nname_genitive = 5', "municipality.name_genitive",
      "must be a string"),
+    ('code = "osp"', 'code = "OSP"', "groups #2.code", "lower-case"),
+    ('code = "radni"', 'code = "osp"', "groups #3.code", "appears twice"),
+    ('code = "rolnicy"\nname = "Rolnicy"\nname_en = "Farmers"\nopen = true',
+     'code = "rolnicy"\nname = "Rolnicy"\nopen = "yes"', "groups #4.open", "true or false"),
+    ('code = "radni"\nname = "Radni gminy"\nname_en = "Councillors"\nlegal_basis',
+     'code = "radni"\nname = "Radni gminy"\nname_en = "Councillors"\nlegal_basi', "groups #3.legal_basi",
+     "unknown key"),
 ])
 def test_a_wrong_profile_value_is_one_line_naming_the_file_and_field(tmp_path, old, new, field, says):
     path = profile(tmp_path, old, new)
