@@ -84,6 +84,10 @@ class Group:
     def name(self, lang: str) -> str:
         return self.names.get(lang) or self.names["pl"]
 
+    def name_language(self, lang: str) -> str:
+        """The language `name(lang)` is in: `lang`, or Polish when the profile has no name in it."""
+        return lang if lang in self.names else "pl"
+
 
 @dataclass(frozen=True)
 class AirStation:
@@ -210,7 +214,7 @@ _KEYS = {
     "municipality": {"name", "name_en", "name_genitive", "teryt", "powiat_teryt", "voivodeship_teryt", "voivodeship", "powiat",
                      "default_language", "sms_sender", "inbound_number", "controller", "contact", "timezone", "colour"},
     "areas": {"code", "name", "simc", "polygon"},
-    "groups": {"code", "name", "name_en", "open", "legal_basis"},
+    "groups": {"code", "name", "name_en", "name_uk", "open", "legal_basis"},
     "categories": {"offered", "default", "validity_hours"},
     "quiet_hours": {"start", "end"},
     "feeds": {"hydro", "air", "rso"},
@@ -479,7 +483,7 @@ def load_municipality(name_or_path: str) -> Municipality:
 
 
 def _groups(p: _Profile, data: dict[str, Any]) -> tuple[Group, ...]:
-    """[[groups]]: code (lower-case letters, digits, _), name, optional name_en, open (true:
+    """[[groups]]: code (lower-case letters, digits, _), name, optional name_en and name_uk, open (true:
     residents join themselves), and for a closed group the legal basis staff add members on."""
     groups: list[Group] = []
     for i, g in enumerate(p.list_of_tables(data, "groups", "groups")):
@@ -496,7 +500,8 @@ def _groups(p: _Profile, data: dict[str, Any]) -> tuple[Group, ...]:
         if not is_open and not basis:
             raise p.fail(f"{where}.legal_basis", "a closed group needs the legal basis staff add members on")
         names = {"pl": p.text(g, "name", where)}
-        if g.get("name_en"):
-            names["en"] = p.text(g, "name_en", where)
+        for lang in ("en", "uk"):
+            if g.get(f"name_{lang}"):
+                names[lang] = p.text(g, f"name_{lang}", where)
         groups.append(Group(code=code, names=names, open=is_open, legal_basis=basis))
     return tuple(groups)

@@ -163,10 +163,8 @@ def profile(tmp_path: Path, old: str, new: str) -> Path:
      "must be a string"),
     ('code = "osp"', 'code = "OSP"', "groups #2.code", "lower-case"),
     ('code = "radni"', 'code = "osp"', "groups #3.code", "appears twice"),
-    ('code = "rolnicy"\nname = "Rolnicy"\nname_en = "Farmers"\nopen = true',
-     'code = "rolnicy"\nname = "Rolnicy"\nopen = "yes"', "groups #4.open", "true or false"),
-    ('code = "radni"\nname = "Radni gminy"\nname_en = "Councillors"\nlegal_basis',
-     'code = "radni"\nname = "Radni gminy"\nname_en = "Councillors"\nlegal_basi', "groups #3.legal_basi",
+    ('name_uk = "Фермери"\nopen = true', 'name_uk = "Фермери"\nopen = "yes"', "groups #4.open", "true or false"),
+    ('name_uk = "Радні ґміни"\nlegal_basis', 'name_uk = "Радні ґміни"\nlegal_basi', "groups #3.legal_basi",
      "unknown key"),
 ])
 def test_a_wrong_profile_value_is_one_line_naming_the_file_and_field(tmp_path, old, new, field, says):
