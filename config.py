@@ -237,6 +237,12 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # Google.pl-PL-Wavenet-A, ...; see README "Voice calls").
         "VOICE_NAME": _str("VOICE_NAME", "Polly.Ola-Neural"),
         "VOICE_LANGUAGE": _str("VOICE_LANGUAGE", "pl-PL"),
+        # Residents reading English or Ukrainian hear their language when a voice is set for it
+        # (and the message has a text in it); "off": they hear the Polish call.
+        "VOICE_NAME_EN": _str("VOICE_NAME_EN", "Polly.Amy"),
+        "VOICE_LANGUAGE_EN": _str("VOICE_LANGUAGE_EN", "en-GB"),
+        "VOICE_NAME_UK": _str("VOICE_NAME_UK", ""),
+        "VOICE_LANGUAGE_UK": _str("VOICE_LANGUAGE_UK", "uk-UA"),
         # Calls per resident and message (busy, no answer, answered without pressing 1), and the
         # wait between them; never past the message's end, and none once confirmed.
         "VOICE_ATTEMPTS": _int("VOICE_ATTEMPTS", 3),

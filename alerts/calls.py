@@ -19,14 +19,20 @@ from alerts import call_outcome, in_force, voice_text
 from alerts.call_outcome import CURRENT
 from db import db, utcnow
 from providers.twilio_voice import CallReport, Voice, message_twiml, parse_report, say_twiml
+from subscribers.models import Subscriber
 from webhook_checks import require_twilio_signature
 
 bp = Blueprint("calls", __name__, url_prefix="/webhooks/twilio/voice")
 
 
-def _voice() -> Voice:
-    cfg = current_app.config
-    return Voice(cfg.get("VOICE_NAME") or "Polly.Ola-Neural", cfg.get("VOICE_LANGUAGE") or "pl-PL")
+def _voice(lang: str = voice_text.CALL_LANGUAGE) -> Voice:
+    return voice_text.voice(lang)
+
+
+def _language(delivery) -> str:  # noqa: ANN001 - a Delivery
+    """The language of this resident's call (alerts/voice_text.call_language)."""
+    resident = db.session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
+    return voice_text.call_language(delivery.alert, resident.language if resident else None)
 
 
 def _twiml(xml: str) -> Response:
@@ -48,9 +54,9 @@ def _url(endpoint: str, delivery_id: int) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/webhooks/twilio/voice/{endpoint}?d={delivery_id}"
 
 
-def _message(delivery_id: int, alert) -> str:  # noqa: ANN001 - an Alert
-    return message_twiml(_voice(), voice_text.message_parts(alert), voice_text.menu(), _url("gather", delivery_id),
-                         voice_text.phrase("goodbye"))
+def _message(delivery_id: int, alert, lang: str) -> str:  # noqa: ANN001 - an Alert
+    return message_twiml(_voice(lang), voice_text.message_parts(alert, lang), voice_text.menu(lang),
+                         _url("gather", delivery_id), voice_text.phrase("goodbye", lang))
 
 
 @bp.post("/answer")
@@ -62,12 +68,13 @@ def voice_answer() -> Response:
         return _twiml(say_twiml(_voice(), [voice_text.phrase("not_found")]))
     play = call_outcome.answered(delivery, report, utcnow())
     alert = delivery.alert
+    lang = _language(delivery)
     if play == "gone":
-        xml = say_twiml(_voice(), [voice_text.phrase("not_found")])
+        xml = say_twiml(_voice(lang), [voice_text.phrase("not_found", lang)])
     elif play == "voicemail":
-        xml = say_twiml(_voice(), voice_text.voicemail_parts(alert))
+        xml = say_twiml(_voice(lang), voice_text.voicemail_parts(alert, lang))
     else:
-        xml = _message(delivery.id, alert)
+        xml = _message(delivery.id, alert, lang)
     db.session.commit()
     return _twiml(xml)
 
@@ -84,14 +91,16 @@ def voice_gather() -> Response:
         return _twiml(say_twiml(_voice(), [voice_text.phrase("goodbye")]))
     said = call_outcome.key_pressed(delivery, report, utcnow())
     alert = delivery.alert
+    lang = _language(delivery)
     if said == "confirmed":
-        xml = say_twiml(_voice(), [voice_text.phrase("confirmed")])
+        xml = say_twiml(_voice(lang), [voice_text.phrase("confirmed", lang)])
     elif said == "opted_out":
-        xml = say_twiml(_voice(), [voice_text.phrase("opted_out")])
+        xml = say_twiml(_voice(lang), [voice_text.phrase("opted_out", lang)])
     elif said == "repeat":
-        xml = _message(delivery.id, alert)
+        xml = _message(delivery.id, alert, lang)
     else:
-        xml = message_twiml(_voice(), [], voice_text.menu(), _url("gather", delivery.id), voice_text.phrase("goodbye"))
+        xml = message_twiml(_voice(lang), [], voice_text.menu(lang), _url("gather", delivery.id),
+                            voice_text.phrase("goodbye", lang))
     db.session.commit()
     return _twiml(xml)
 

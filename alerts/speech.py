@@ -176,6 +176,11 @@ def _level(match: re.Match[str]) -> str:
     return f"{ordinal(int(match.group(4)), 'm_gen')} stopnia"
 
 
+def without_links(text: str) -> str:
+    """`text` with its links left out (a listener cannot click them), spaces tidied."""
+    return " ".join(_URL.sub("", text).split())
+
+
 def spoken(text: str) -> str:
     """The text as it should be read aloud in Polish (see the module's docstring)."""
     said = _URL.sub("", text)

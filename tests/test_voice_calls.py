@@ -570,3 +570,37 @@ def test_a_resident_who_rings_back_hears_what_is_in_force_most_severe_first(call
     response = twilio.post_signed(url, {"CallSid": "CA" + "0" * 32, "From": "+48338123456",
                                         "CallStatus": "ringing"}, signature="forged")
     assert response.status_code == 403
+
+
+def test_a_resident_reading_english_hears_the_english_text_in_an_english_voice(calls, twilio):
+    app, _ = calls
+    [en] = seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, language="en", start=0)
+    [uk] = seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2}, language="uk", start=10)
+    a = alert(level=2, channels=("voice",), title="Burze", text="Burze z gradem od 14:00.")
+    a.titles, a.texts = {**a.titles, "en": "Storms", "uk": "Грози"}, {**a.texts, "en": "Hail storms from 2 pm.",
+                                                                         "uk": "Грози з градом."}
+    db.session.commit()
+    lifecycle.publish(a)
+    drain(app)
+    by_phone = {c["To"]: c["sid"] for c in twilio.calls}
+    heard = twilio.ring(by_phone[phone_for(0)], "human", keys=["1"])
+    assert {(v, lang) for v, lang, _ in heard.said} == {("Polly.Amy", "en-GB")}
+    assert heard.text.startswith("A message from Kozy Municipality. Storms. Hail storms from 2 pm.")
+    assert "Press 1 to confirm." in heard.text and heard.text.endswith("Goodbye.")
+    # No Ukrainian voice is set (VOICE_NAME_UK is off by default): the Polish call.
+    heard = twilio.ring(by_phone[phone_for(10)], "human", keys=["1"])
+    assert {(v, lang) for v, lang, _ in heard.said} == {("Polly.Ola-Neural", "pl-PL")}
+    assert "od czternastej" in heard.text
+    assert {d.outcome for d in voice_deliveries()} == {"confirmed"}
+    # With a Ukrainian voice set, the Ukrainian text in it.
+    app.config["VOICE_NAME_UK"] = "Google.uk-UA-Standard-A"
+    b = alert(level=3, channels=("voice",), title="Burze", text="Burze.")
+    b.titles, b.texts = {**b.titles, "uk": "Грози"}, {**b.texts, "uk": "Грози з градом."}
+    db.session.commit()
+    lifecycle.publish(b)
+    drain(app)
+    call = next(c for c in twilio.calls[2:] if c["To"] == phone_for(10))
+    heard = twilio.ring(call["sid"], "human", keys=["1"])
+    assert {(v, lang) for v, lang, _ in heard.said} == {("Google.uk-UA-Standard-A", "uk-UA")}
+    assert "Грози з градом." in heard.text and "Натисніть 1, щоб підтвердити." in heard.text
+    assert en and uk
