@@ -15,7 +15,7 @@ from flask import Flask, jsonify
 import request_guard
 from config import INSTANCE_DIR, ConfigError, check_settings, load_config
 from db import csrf, db, migrate
-from municipality import load_municipality
+from profiles import load_municipality
 from proxy import TrustedProxyFix
 
 __all__ = ["ConfigError", "create_app", "create_app_or_exit"]

@@ -17,7 +17,7 @@ from i18n import t
 from staff.auth import current_staff, login_required
 from subscribers import paper, service
 from subscribers.errors import SubscriptionError
-from subscribers.views import Errors, PrefsForm, _pref_fields
+from subscribers.forms import Errors, PrefsForm, pref_fields
 
 bp = Blueprint("admin_registration", __name__, url_prefix="/admin")
 add_error_pages(bp)
@@ -49,7 +49,7 @@ def register() -> Any:
     try:
         prefs = form.parse()
     except SubscriptionError as exc:
-        errors.add(exc, _pref_fields())
+        errors.add(exc, pref_fields())
     try:
         signed_on = _signed_on(values["signed_on"])
     except SubscriptionError as exc:
@@ -65,7 +65,7 @@ def register() -> Any:
         try:
             subscriber = paper.register(values["phone"], prefs, values["reference"], signed_on, user, origin)
         except SubscriptionError as exc:
-            errors.add(exc, FIELDS | _pref_fields())
+            errors.add(exc, FIELDS | pref_fields())
         else:
             flash(t("admin_people.register.done", reference=values["reference"].strip()), "info")
             return redirect(url_for("admin_people.subscriber", subscriber_id=subscriber.id))

@@ -144,7 +144,7 @@ def test_an_area_with_its_outline_and_village_code(make_app, tmp_path):
     ("[[149.8, 19.2], [49.82, 19.22], [49.79, 19.24], [149.8, 19.2]]", "not a WGS-84 point"),
 ])
 def test_a_bad_outline_stops_the_start_with_one_line(tmp_path, polygon, says):
-    from municipality import ProfileError, load_municipality
+    from profiles import ProfileError, load_municipality
 
     profile = (Path(__file__).resolve().parents[1] / "municipalities" / "porabka.toml").read_text("utf-8")
     (tmp_path / "p.toml").write_text(profile.replace('name = "Bujaków"', f'name = "Bujaków"\npolygon = {polygon}'), "utf-8")
@@ -168,7 +168,7 @@ def test_the_schema_check_catches_what_aggregators_reject(app, client):
 
 @pytest.mark.parametrize("simc", ['"58041"', "58041", '"00580A1"'])
 def test_a_village_code_that_is_not_seven_digits_stops_the_start(tmp_path, simc):
-    from municipality import ProfileError, load_municipality
+    from profiles import ProfileError, load_municipality
 
     profile = (Path(__file__).resolve().parents[1] / "municipalities" / "porabka.toml").read_text("utf-8")
     (tmp_path / "p.toml").write_text(profile.replace('name = "Bujaków"', f'name = "Bujaków"\nsimc = {simc}'), "utf-8")

@@ -22,7 +22,8 @@ from werkzeug.serving import make_server
 
 from app import ConfigError, create_app
 from config import load_config
-from municipality import PROFILES_DIR, ProfileError, load_municipality
+from municipality import PROFILES_DIR
+from profiles import ProfileError, load_municipality
 from request_guard import redact_tokens
 from run import RedactingRequestHandler
 from tests.conftest import last_code

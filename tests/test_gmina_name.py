@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from municipality import load_municipality
+from profiles import load_municipality
 from subscribers.consent import consent_text, push_consent_text
 from tests.test_fail_closed import profile
 

@@ -178,7 +178,8 @@ def test_a_closed_group_without_a_legal_basis_stops_the_start_naming_the_field(t
 
     import pytest
 
-    from municipality import PROFILES_DIR, ProfileError, load_municipality
+    from municipality import PROFILES_DIR
+    from profiles import ProfileError, load_municipality
 
     text = (PROFILES_DIR / "kozy.toml").read_text(encoding="utf-8")
     path = tmp_path / "gmina.toml"

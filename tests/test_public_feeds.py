@@ -151,7 +151,7 @@ def test_a_colour_that_is_not_a_colour_stops_the_start(tmp_path):
 
     import pytest
 
-    from municipality import ProfileError, load_municipality
+    from profiles import ProfileError, load_municipality
 
     profile = (Path(__file__).resolve().parents[1] / "municipalities" / "kozy.toml").read_text("utf-8")
     (tmp_path / "k.toml").write_text(profile.replace("[municipality]\n", '[municipality]\ncolour = "red; x: y"\n', 1), "utf-8")
