@@ -22,7 +22,7 @@ from subscribers.forms import Errors, PrefsForm, pref_fields
 bp = Blueprint("admin_registration", __name__, url_prefix="/admin")
 add_error_pages(bp)
 
-FIELDS = {"phone", "reference", "signed_on"}
+FIELDS = {"phone", "reference", "signed_on", "closed_groups"}
 
 
 def _render(form: PrefsForm, values: dict[str, str], errors: Errors) -> Any:
@@ -41,10 +41,25 @@ def _signed_on(raw: str) -> date | None:
 @login_required("editor")
 def register() -> Any:
     if request.method == "GET":
-        return _render(PrefsForm.defaults(), {}, Errors())
+        return _render(PrefsForm.defaults(), {"closed_groups": []}, Errors())
     form = PrefsForm.from_form(request.form)
     values = {name: request.form.get(name, "") for name in FIELDS}
+    closed = sorted(set(request.form.getlist("closed_groups")))
+    values["closed_groups"] = closed
     errors = Errors()
+    user = current_staff()
+    assert user is not None
+    if closed and not user.can("approver"):
+        # The page shows an editor no closed groups: said at the top of the form.
+        errors.add(SubscriptionError("closed_groups_approver", field="closed_groups"), set())
+    elif closed:
+        from subscribers import groups
+
+        try:
+            groups.check_closed(closed)
+        except SubscriptionError as exc:
+            exc.field = "closed_groups"  # said next to the closed groups, not the residents' own
+            errors.add(exc, FIELDS)
     prefs = signed_on = None
     try:
         prefs = form.parse()
@@ -59,11 +74,10 @@ def register() -> Any:
             errors.add(exc, FIELDS)
     if not errors:
         assert prefs is not None
-        user = current_staff()
-        assert user is not None
         origin = service.Origin("staff", request.remote_addr, request.headers.get("User-Agent"))
         try:
-            subscriber = paper.register(values["phone"], prefs, values["reference"], signed_on, user, origin)
+            subscriber = paper.register(values["phone"], prefs, values["reference"], signed_on, user, origin,
+                                        closed_groups=closed)
         except SubscriptionError as exc:
             errors.add(exc, FIELDS | pref_fields())
         else:

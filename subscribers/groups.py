@@ -28,8 +28,10 @@ def _closed(code: str):  # noqa: ANN202 - a municipality.Group
     return group
 
 
-def add(subscriber: Subscriber, code: str, staff: StaffUser, origin: service.Origin) -> bool:
-    """Put the resident in closed group `code` and commit; False if already in it. The
+def add(subscriber: Subscriber, code: str, staff: StaffUser, origin: service.Origin, *,
+        commit: bool = True) -> bool:
+    """Put the resident in closed group `code` and commit (or leave the commit to a caller
+    that registers the resident in the same transaction); False if already in it. The
     statement is one INSERT ... ON CONFLICT DO NOTHING of the (group, resident) row: staff
     adding at once make one membership (the primary key) and one ledger entry, written only
     by the request whose insert took."""
@@ -41,15 +43,23 @@ def add(subscriber: Subscriber, code: str, staff: StaffUser, origin: service.Ori
         .on_conflict_do_nothing(index_elements=[SubscriberGroup.group, SubscriberGroup.subscriber_id])
         .returning(SubscriberGroup.group)).first()
     if added is None:  # already a member (another request may have added them a moment ago)
-        db.session.rollback()
+        if commit:
+            db.session.rollback()
         return False
     db.session.expire(subscriber, ["groups"])
     service._ledger(subscriber, "group_added", origin,
                     detail=f"{code}, added by staff {staff.id}; legal basis: {group.legal_basis}")
     audit.record("subscriber_group_added", staff=staff, target=f"subscriber:{subscriber.id}", commit=False,
                  group=code)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return True
+
+
+def check_closed(codes: list[str]) -> None:
+    """Raise ``group_unknown`` / ``group_open`` for a code that is not a closed group."""
+    for code in codes:
+        _closed(code)
 
 
 def remove(subscriber: Subscriber, code: str, staff: StaffUser, origin: service.Origin) -> bool:

@@ -68,14 +68,19 @@ def problems(phone_raw: object, reference: str, signed_on: date | None) -> list[
 
 
 def register(phone_raw: object, prefs: service.Preferences, reference: str, signed_on: date | None,
-             staff: StaffUser, origin: service.Origin) -> Subscriber:
+             staff: StaffUser, origin: service.Origin, closed_groups: list[str] = ()) -> Subscriber:
     """Register (or update) the resident of a paper form and commit. A landline gets calls
-    only. Errors: the phone errors, ``reference_missing``, ``reference_too_long``,
+    only; `closed_groups` (sołtysi, OSP, ...) are added in the same transaction, each under its
+    legal basis (subscribers/groups.py). Errors: the phone errors, ``reference_missing``, ``reference_too_long``,
     ``signed_on_missing``, ``signed_on_invalid``, ``opted_out_since`` (the number left
     after the form was signed), ``changed_since`` (the resident changed their choices
     after the form was signed)."""
     reference = _reference(reference)
     signed_on = _signed_on(signed_on)
+    if closed_groups:
+        from subscribers import groups
+
+        groups.check_closed(list(closed_groups))
     phone = _phone(phone_raw)
     m = service.municipality()
     if is_landline(phone):
@@ -100,6 +105,10 @@ def register(phone_raw: object, prefs: service.Preferences, reference: str, sign
                     detail=f"paper form signed {signed_on.isoformat()}, entered by staff {staff.id}; status was {was}")
     audit.record("subscriber_registered_on_paper", staff=staff, target=f"subscriber:{subscriber.id}", commit=False,
                  reference=reference, calls_only=subscriber.voice_only)
+    from subscribers import groups
+
+    for code in closed_groups:
+        groups.add(subscriber, code, staff, paper, commit=False)
     _tell(subscriber, reference, now)
     db.session.commit()
     return subscriber

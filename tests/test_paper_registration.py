@@ -137,3 +137,29 @@ def test_a_paper_form_older_than_the_resident_s_own_change_online_is_refused(off
     response = office.post("/admin/subscribers/new", data=paper_form(signed_on=old, reference="KZ/2"))
     assert response.status_code == 400 and "signed_on" in page(response).errors
     assert resident(MOBILE).category_levels() == {"weather": 2}
+
+
+def test_an_approver_enters_the_closed_groups_of_a_paper_form_in_the_same_step(make_app, twilio):
+    from subscribers.models import SubscriberGroup
+
+    app = make_app(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200")
+    editor = signed_in(app, make_staff("editor"))
+    response = editor.post("/admin/subscribers/new", data=paper_form(closed_groups=["osp"]))
+    assert response.status_code == 400
+    assert message("closed_groups_approver") in response.get_data(as_text=True)
+    assert db.session.scalar(select(Subscriber)) is None
+
+    approver = signed_in(app, make_staff("approver"))
+    assert "Grupy zamknięte" in approver.get("/admin/subscribers/new").get_data(as_text=True)
+    response = approver.post("/admin/subscribers/new", data=paper_form(closed_groups=["osp"], groups=["rolnicy"]))
+    assert response.status_code == 302, page(response).errors
+    r = resident(MOBILE)
+    assert dict(db.session.execute(select(SubscriberGroup.group, SubscriberGroup.source)
+                                   .where(SubscriberGroup.subscriber_id == r.id)).all()) == {
+        "osp": "staff", "rolnicy": "self"}
+    added = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "group_added"))
+    assert (added.source, added.reference) == ("paper", "KZ/2026/0042") and "legal basis" in added.detail
+    # An open group is not for staff to put people in.
+    response = approver.post("/admin/subscribers/new", data=paper_form(phone="502 345 678",
+                                                                       closed_groups=["rolnicy"]))
+    assert response.status_code == 400 and page(response).errors["closed_groups"] == message("group_open")
