@@ -13,7 +13,7 @@ the target areas whatever their categories. A resident with calls only (``voice_
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 
 from alerts.models import DELIVERED, SENDING, SENT, UNCERTAIN, Alert, Delivery
 from subscribers.models import (ACTIVE, PushSubscription, Subscriber, SubscriberArea, SubscriberCategory,
@@ -44,6 +44,13 @@ def matching(alert: Alert, channel: str) -> Select:
         # in the group (joined, or added under its legal basis) is what they chose.
         query = query.where(Subscriber.id.in_(
             select(SubscriberGroup.subscriber_id).where(SubscriberGroup.group.in_(alert.groups))))
+        if channel == "voice" and alert.category != "emergency":
+            # A call still rings only for what the member wants calls about (the farmers'
+            # deadline comes by SMS), unless calls are all they get.
+            query = query.where(or_(Subscriber.voice_only.is_(True), Subscriber.id.in_(
+                select(SubscriberCategory.subscriber_id).where(
+                    SubscriberCategory.category == alert.category,
+                    SubscriberCategory.call_level <= (alert.level or 1)))))
     elif alert.category != "emergency":
         # Messages without levels (official, events...) count as level 1: everyone who chose them.
         level = alert.level or 1

@@ -187,3 +187,25 @@ def test_a_closed_group_without_a_legal_basis_stops_the_start_naming_the_field(t
                            text, count=1), encoding="utf-8")
     with pytest.raises(ProfileError, match=r"groups #1\.legal_basis: a closed group needs the legal basis"):
         load_municipality(str(path))
+
+
+def test_a_routine_message_to_a_group_rings_only_who_wants_calls_about_it(make_app, twilio):
+    make_app(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200")
+    boss = make_staff("approver")
+    sms_only = seed(2, categories={"official": 1}, areas=["KOZY"], start=0)
+    weather_calls = seed(2, categories={"official": 1, "weather": 1}, areas=["KOZY"], calls={"weather": 2},
+                         start=10)
+    official_calls = seed(2, categories={"official": 1}, areas=["KOZY"], calls={"official": 1}, start=20)
+    landline = seed(1, categories={"official": 1}, areas=["KOZY"], calls={"official": 1}, voice_only=True,
+                    start=30)
+    everyone = sms_only + weather_calls + official_calls + landline
+    join(everyone, "osp", boss)
+    routine = alert(category="official", level=None, groups=["osp"], channels=("sms", "voice"))
+    assert lifecycle.publish(routine) == {"sms": 6, "voice": 3}
+    called = set(db.session.scalars(select(Delivery.subscriber_id).where(Delivery.alert_id == routine.id,
+                                                                          Delivery.channel == "voice")))
+    assert called == set(official_calls + landline)
+    # An emergency to the group rings every member who takes calls.
+    urgent = alert(category="emergency", level=None, groups=["osp"], channels=("sms", "voice"),
+                   title="Alarm", text="Zbiórka w remizie natychmiast.")
+    assert lifecycle.publish(urgent) == {"sms": 6, "voice": 5}
