@@ -228,11 +228,7 @@ def load_municipality(name_or_path: str) -> Municipality:
     areas: list[Area] = []
     for i, a in enumerate(p.list_of_tables(data, "areas", "areas")):
         where = f"areas #{i + 1}"
-        code = p.text(a, "code", where)
-        if not re.fullmatch(r"[A-Z0-9_]{2,16}", code):
-            raise p.fail(f"{where}.code", f"{code!r} must be 2-16 capital letters, digits or _")
-        if any(x.code == code for x in areas):
-            raise p.fail(f"{where}.code", f"{code!r} appears twice")
+        code = _code(p, a, where, r"[A-Z0-9_]{2,16}", "2-16 capital letters, digits or _", areas)
         simc = a.get("simc")
         if simc is not None and not (isinstance(simc, str) and re.fullmatch(r"\d{7}", simc)):
             raise p.fail(f"{where}.simc", f"must be the village's 7-digit TERYT SIMC code as a string, not {simc!r}")
@@ -297,17 +293,23 @@ def load_municipality(name_or_path: str) -> Municipality:
     )
 
 
+def _code(p: _Profile, table: dict[str, Any], where: str, pattern: str, rule: str, taken: list[Any]) -> str:
+    """An entry's `code`: matching `pattern` (`rule` says it in words) and not among `taken`."""
+    code = p.text(table, "code", where)
+    if not re.fullmatch(pattern, code):
+        raise p.fail(f"{where}.code", f"{code!r} must be {rule}")
+    if any(x.code == code for x in taken):
+        raise p.fail(f"{where}.code", f"{code!r} appears twice")
+    return code
+
+
 def _groups(p: _Profile, data: dict[str, Any]) -> tuple[Group, ...]:
     """[[groups]]: code (lower-case letters, digits, _), name, optional name_en and name_uk, open (true:
     residents join themselves), and for a closed group the legal basis staff add members on."""
     groups: list[Group] = []
     for i, g in enumerate(p.list_of_tables(data, "groups", "groups")):
         where = f"groups #{i + 1}"
-        code = p.text(g, "code", where)
-        if not re.fullmatch(r"[a-z0-9_]{2,16}", code):
-            raise p.fail(f"{where}.code", f"{code!r} must be 2-16 lower-case letters, digits or _")
-        if any(x.code == code for x in groups):
-            raise p.fail(f"{where}.code", f"{code!r} appears twice")
+        code = _code(p, g, where, r"[a-z0-9_]{2,16}", "2-16 lower-case letters, digits or _", groups)
         is_open = g.get("open", False)
         if not isinstance(is_open, bool):
             raise p.fail(f"{where}.open", f"must be true or false, not {_kind(is_open)}")

@@ -18,15 +18,11 @@ from flask import Blueprint, Response, abort, current_app, request
 from alerts import call_outcome, in_force, voice_text
 from alerts.call_outcome import CURRENT
 from db import db, utcnow
-from providers.twilio_voice import CallReport, Voice, message_twiml, parse_report, say_twiml
+from providers.twilio_voice import CallReport, message_twiml, parse_report, say_twiml
 from subscribers.models import Subscriber
 from webhook_checks import require_twilio_signature
 
 bp = Blueprint("calls", __name__, url_prefix="/webhooks/twilio/voice")
-
-
-def _voice(lang: str = voice_text.CALL_LANGUAGE) -> Voice:
-    return voice_text.voice(lang)
 
 
 def _language(delivery) -> str:  # noqa: ANN001 - a Delivery
@@ -55,7 +51,7 @@ def _url(endpoint: str, delivery_id: int) -> str:
 
 
 def _message(delivery_id: int, alert, lang: str) -> str:  # noqa: ANN001 - an Alert
-    return message_twiml(_voice(lang), voice_text.message_parts(alert, lang), voice_text.menu(lang),
+    return message_twiml(voice_text.voice(lang), voice_text.message_parts(alert, lang), voice_text.menu(lang),
                          _url("gather", delivery_id), voice_text.phrase("goodbye", lang))
 
 
@@ -65,14 +61,14 @@ def voice_answer() -> Response:
     delivery, relation = call_outcome.find(request.args.get("d"), report)
     if delivery is None or relation != CURRENT:
         db.session.rollback()
-        return _twiml(say_twiml(_voice(), [voice_text.phrase("not_found")]))
+        return _twiml(say_twiml(voice_text.voice(), [voice_text.phrase("not_found")]))
     play = call_outcome.answered(delivery, report, utcnow())
     alert = delivery.alert
     lang = _language(delivery)
     if play == "gone":
-        xml = say_twiml(_voice(lang), [voice_text.phrase("not_found", lang)])
+        xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("not_found", lang)])
     elif play == "voicemail":
-        xml = say_twiml(_voice(lang), voice_text.voicemail_parts(alert, lang))
+        xml = say_twiml(voice_text.voice(lang), voice_text.voicemail_parts(alert, lang))
     else:
         xml = _message(delivery.id, alert, lang)
     db.session.commit()
@@ -88,18 +84,18 @@ def voice_gather() -> Response:
     decisive = (report.digits or "")[:1] in ("1", "9")
     if delivery is None or relation != CURRENT and not decisive:
         db.session.rollback()
-        return _twiml(say_twiml(_voice(), [voice_text.phrase("goodbye")]))
+        return _twiml(say_twiml(voice_text.voice(), [voice_text.phrase("goodbye")]))
     said = call_outcome.key_pressed(delivery, report, utcnow())
     alert = delivery.alert
     lang = _language(delivery)
     if said == "confirmed":
-        xml = say_twiml(_voice(lang), [voice_text.phrase("confirmed", lang)])
+        xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("confirmed", lang)])
     elif said == "opted_out":
-        xml = say_twiml(_voice(lang), [voice_text.phrase("opted_out", lang)])
+        xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("opted_out", lang)])
     elif said == "repeat":
         xml = _message(delivery.id, alert, lang)
     else:
-        xml = message_twiml(_voice(lang), [], voice_text.menu(lang), _url("gather", delivery.id),
+        xml = message_twiml(voice_text.voice(lang), [], voice_text.menu(lang), _url("gather", delivery.id),
                             voice_text.phrase("goodbye", lang))
     db.session.commit()
     return _twiml(xml)
@@ -110,7 +106,7 @@ def voice_incoming() -> Response:
     """A resident who missed our call rings back: read what is in force now, most severe
     first. Nothing about the caller is looked up or changed (a caller ID can be forged)."""
     _report()
-    return _twiml(say_twiml(_voice(), voice_text.in_force_parts(in_force.current().in_force)))
+    return _twiml(say_twiml(voice_text.voice(), voice_text.in_force_parts(in_force.current().in_force)))
 
 
 @bp.post("/status")

@@ -44,15 +44,15 @@ def enqueue(to_phone: str, body: str, reference: str, not_after: datetime, *,
 def _call(row: SmsOutbox) -> None:
     """Read the row's lines out in a call (TwiML sent with the call: nothing to fetch, so
     the code is in no URL of ours). Raises ProviderError."""
-    from alerts.voice_text import is_code_line
-    from providers.twilio_voice import CallRequest, Slow, Voice, say_twiml
+    from alerts.voice_text import is_code_line, voice as call_voice
+    from providers.twilio_voice import CallRequest, Slow, say_twiml
 
     voice = current_app.extensions.get("voice")
     if voice is None:
         raise ProviderError("calls are off (VOICE_BACKEND is not set)", permanent=True, reason="config")
     cfg = current_app.config
     lines = [Slow(line) if is_code_line(line) else line for line in row.body.split("\n")]
-    twiml = say_twiml(Voice(cfg.get("VOICE_NAME") or "Polly.Ola-Neural", cfg.get("VOICE_LANGUAGE") or "pl-PL"), lines)
+    twiml = say_twiml(call_voice(), lines)
     voice.place(CallRequest(to=row.to_phone, url=None, status_callback=None, twiml=twiml, detect_machine=False,
                             ring_seconds=int(cfg.get("VOICE_RING_SECONDS", 30)), time_limit_seconds=120,
                             spoken=" ".join(lines)))

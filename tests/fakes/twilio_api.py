@@ -622,7 +622,9 @@ class FakeTwilio:
             return self._error(start_response, status, code)
         return None
 
-    def _list(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def _programmed_list_answer(self, start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        """What a list request must answer instead, as programmed with `hold(lists=True)` or
+        `fail_lists` (None: go on). A held list waits here."""
         with self._lock:
             held = self._hold_lists
         self._wait_if_held(held)
@@ -631,6 +633,12 @@ class FakeTwilio:
         if failure is not None:
             status, code = failure
             return self._error(start_response, status, code if code is not None else _DEFAULT_CODE_FOR_STATUS.get(status))
+        return None
+
+    def _list(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        refused = self._programmed_list_answer(start_response)
+        if refused is not None:
+            return refused
         parsed = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         query = {key: values[-1] for key, values in parsed.items()}
         try:

@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.twilio_api import _DEFAULT_CODE_FOR_STATUS, API_VERSION, ERROR_MESSAGES, FakeTwilio
+from tests.fakes.twilio_api import API_VERSION, ERROR_MESSAGES, FakeTwilio
 
 _CALLS = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Calls(?:/([^/]+))?\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -278,15 +278,9 @@ class FakeTwilioVoice(FakeTwilio):
         return self._json(start_response, 201, payload)
 
     def _list_calls(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with self._lock:
-            held = self._hold_lists
-        self._wait_if_held(held)
-        with self._lock:
-            failure = self._fail_lists
-        if failure is not None:
-            status, code = failure
-            return self._error(start_response, status, code if code is not None else
-                               _DEFAULT_CODE_FOR_STATUS.get(status))
+        refused = self._programmed_list_answer(start_response)
+        if refused is not None:
+            return refused
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
         page_size = max(1, min(1000, int(query.get("PageSize", 50))))
         page = max(0, int(query.get("Page", 0)))
