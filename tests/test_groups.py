@@ -209,3 +209,19 @@ def test_a_routine_message_to_a_group_rings_only_who_wants_calls_about_it(make_a
     urgent = alert(category="emergency", level=None, groups=["osp"], channels=("sms", "voice"),
                    title="Alarm", text="Zbiórka w remizie natychmiast.")
     assert lifecycle.publish(urgent) == {"sms": 6, "voice": 5}
+
+
+def test_bad_group_input_is_refused_with_its_reason_and_nothing_changes(app, client, twilio):
+    body = {"phone": "501 234 567", "consent": True, "categories": ["weather"], "areas": ["KOZY"]}
+    answer = client.post("/api/v1/subscriptions", json={**body, "groups": "rolnicy"})
+    assert answer.status_code == 400 and answer.get_json()["error"] == "bad_request"
+    answer = client.post("/api/v1/subscriptions", json={**body, "groups": ["osp"]})
+    assert (answer.status_code, answer.get_json()["error"]) == (400, "group_closed")
+    answer = client.post("/api/v1/subscriptions", json={**body, "calls_only": "yes"})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "calls_only"
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"])
+    approver = signed_in(app, make_staff("approver"))
+    response = approver.post(f"/admin/subscribers/{sid}/groups", data={"group": "nobody"}, follow_redirects=True)
+    assert message("group_unknown") in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(SubscriberGroup)) == 0

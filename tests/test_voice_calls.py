@@ -604,3 +604,17 @@ def test_a_resident_reading_english_hears_the_english_text_in_an_english_voice(c
     assert {(v, lang) for v, lang, _ in heard.said} == {("Google.uk-UA-Standard-A", "uk-UA")}
     assert "Грози з градом." in heard.text and "Натисніть 1, щоб підтвердити." in heard.text
     assert en and uk
+
+
+def test_a_signed_voice_webhook_without_a_call_is_refused_and_changes_nothing(calls, twilio):
+    app, base = calls
+    seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    lifecycle.publish(alert(level=2, channels=("voice",)))
+    one_call(twilio, app)
+    [delivery] = voice_deliveries()
+    for endpoint in ("answer", "gather", "status"):
+        response = twilio.post_signed(f"{base}/webhooks/twilio/voice/{endpoint}?d={delivery.id}",
+                                      {"AccountSid": twilio.account_sid, "Digits": "1"})  # no CallSid, no status
+        assert response.status_code == 400, endpoint
+    [after] = voice_deliveries()
+    assert (after.status, after.outcome) == ("sent", None)
