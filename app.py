@@ -97,6 +97,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import alerts.models  # noqa: F401
     import alerts.routing  # noqa: F401  (the SMS split)
     import leader_lease  # noqa: F401  (the scheduler's lease)
+    import rollcall.gdpr  # noqa: F401  (roll-call answers in the export, gone with erasure)
+    import rollcall.models  # noqa: F401
     import staff.audit  # noqa: F401
     import staff.models  # noqa: F401
     import subscribers.models  # noqa: F401
@@ -142,6 +144,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_registration.bp)
 
     app.register_blueprint(admin_recipients.bp)
+    from admin import rollcall as admin_rollcall
+
+    app.register_blueprint(admin_rollcall.bp)
     app.jinja_env.globals["sms_providers"] = admin_providers.provider_overview
     # The signed-in staff member (or None) for every template.
     app.context_processor(lambda: {"staff": current_staff()})
@@ -159,6 +164,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from alerts import calls
 
     app.register_blueprint(calls.bp)
+    from rollcall import views as rollcall_views
+
+    app.register_blueprint(rollcall_views.bp)
     csrf.exempt(calls.bp)  # Twilio's voice webhooks are authenticated by their signature
     csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
     csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature

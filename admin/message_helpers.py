@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from alerts.models import AWAITING, CANCELLED, DRAFT, EXPIRED, PUBLISHED, REJECTED, SCHEDULED, UPDATED, Alert
 from alerts.publish import AlertError, fingerprint
+from rollcall.models import SOURCE as ROLLCALL
 from db import db
 from i18n import current_language, t
 from staff.auth import current_staff
@@ -104,9 +105,13 @@ def current_user() -> StaffUser:
 
 
 def get_alert(alert_id: int) -> Alert:
+    """The alert (or 404). A roll-call's question is followed, re-sent and closed on the
+    roll-call's page, never edited or withdrawn as a message: every message view goes there."""
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         abort(404)
+    if alert.source == ROLLCALL:
+        abort(redirect(url_for("admin_rollcall.show", roll_call_id=(alert.meta or {}).get("roll_call")), code=303))
     return alert
 
 

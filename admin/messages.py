@@ -28,6 +28,7 @@ from alerts.feeds import health_report
 from alerts.figures import BUCKET_ORDER, delivery_figures
 from alerts.models import AWAITING, CHANNELS, KIND_CANCEL, KIND_UPDATE, PUBLISHED, SCHEDULED, Alert
 from alerts.publish import AlertError
+from rollcall.models import SOURCE as ROLLCALL
 from db import db, utcnow
 from i18n import local_time, money, number, t, translate
 from municipality import CATEGORIES, LANGUAGES
@@ -81,11 +82,12 @@ def dashboard():  # noqa: ANN201
     active = db.session.scalars(
         # In force: published and not ended; a cancellation notice or an exercise is not.
         select(Alert).where(Alert.status == PUBLISHED, Alert.kind != KIND_CANCEL, Alert.exercise.is_(False),
+                            Alert.source != ROLLCALL,
                             (Alert.expires_at.is_(None)) | (Alert.expires_at > now))
         .order_by(Alert.published_at.desc())
     ).all()
     scheduled = db.session.scalars(
-        select(Alert).where(Alert.status == SCHEDULED).order_by(Alert.send_at)).all()
+        select(Alert).where(Alert.status == SCHEDULED, Alert.source != ROLLCALL).order_by(Alert.send_at)).all()
     awaiting = db.session.scalar(select(func.count()).select_from(Alert).where(Alert.status == AWAITING)) or 0
     midnight = now.astimezone(zone()).replace(hour=0, minute=0, second=0, microsecond=0)
     sent_today = db.session.scalars(
@@ -313,7 +315,7 @@ def queue():  # noqa: ANN201
 def messages():  # noqa: ANN201
     status = request.args.get("status", "")
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    query = select(Alert)
+    query = select(Alert).where(Alert.source != ROLLCALL)  # roll-calls have their own list
     if status in STATUSES:
         query = query.where(Alert.status == status)
     else:
@@ -322,6 +324,7 @@ def messages():  # noqa: ANN201
     alerts = db.session.scalars(
         query.order_by(Alert.created_at.desc(), Alert.id.desc()).offset((page - 1) * PER_PAGE).limit(PER_PAGE)
     ).all()
-    counts = dict(db.session.execute(select(Alert.status, func.count()).group_by(Alert.status)).all())
+    counts = dict(db.session.execute(select(Alert.status, func.count()).where(Alert.source != ROLLCALL)
+                                     .group_by(Alert.status)).all())
     return render_template("admin/messages/list.html", alerts=alerts, status=status, page=page,
                            pages=max(1, math.ceil(total / PER_PAGE)), total=total, counts=counts)

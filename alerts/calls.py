@@ -13,12 +13,19 @@ call that is none of the delivery's is answered politely and changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy import select
 
 from alerts import call_outcome, in_force, voice_text
 from alerts.call_outcome import CURRENT
 from db import db, utcnow
+from alerts.render import approved
 from providers.twilio_voice import CallReport, message_twiml, parse_report, say_twiml
+from rollcall import answers as rollcall_answers
+from rollcall import text as rollcall_text
+from rollcall.models import HELP, SAFE, SOURCE as ROLLCALL, VIA_VOICE, RollCallMember
 from subscribers.models import Subscriber
 from webhook_checks import require_twilio_signature
 
@@ -51,8 +58,36 @@ def _url(endpoint: str, delivery_id: int) -> str:
 
 
 def _message(delivery_id: int, alert, lang: str) -> str:  # noqa: ANN001 - an Alert
+    if alert.source == ROLLCALL:
+        # A roll-call's question, and its own keys: 1 safe, 2 help, 3 again.
+        question = approved(alert).text(lang)
+        return message_twiml(voice_text.voice(lang), rollcall_text.spoken_question(question, lang),
+                             rollcall_text.menu(lang), _url("gather", delivery_id), voice_text.phrase("goodbye", lang))
     return message_twiml(voice_text.voice(lang), voice_text.message_parts(alert, lang), voice_text.menu(lang),
                          _url("gather", delivery_id), voice_text.phrase("goodbye", lang))
+
+
+def _menu(delivery_id: int, alert, lang: str) -> str:  # noqa: ANN001 - an Alert
+    menu = rollcall_text.menu(lang) if alert.source == ROLLCALL else voice_text.menu(lang)
+    return message_twiml(voice_text.voice(lang), [], menu, _url("gather", delivery_id),
+                         voice_text.phrase("goodbye", lang))
+
+
+def _rollcall_key(delivery, report: CallReport) -> tuple[str | None, CallReport]:  # noqa: ANN001
+    """A key in a roll-call's call: 1 (safe) and 2 (help) answer it and, like 1 in any call,
+    confirm the call was heard; 3 is "again". The answer (or None) and the key as the call's
+    own menu reads it."""
+    digit = (report.digits or "")[:1]
+    answer = {"1": SAFE, "2": HELP}.get(digit)
+    if answer is None:
+        # 3 is this menu's "again" (2 in a warning's); any other key the same as there.
+        return None, replace(report, digits="2") if digit == "3" else report
+    meta = delivery.alert.meta or {}
+    member = db.session.scalar(select(RollCallMember).where(
+        RollCallMember.roll_call_id == meta.get("roll_call"), RollCallMember.subscriber_id == delivery.subscriber_id))
+    if member is not None:
+        rollcall_answers.record(member, answer, None, VIA_VOICE)
+    return answer, replace(report, digits="1")
 
 
 @bp.post("/answer")
@@ -67,6 +102,10 @@ def voice_answer() -> Response:
     lang = _language(delivery)
     if play == "gone":
         xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("not_found", lang)])
+    elif play == "voicemail" and alert.source == ROLLCALL:
+        # A machine cannot answer: the question, and how to answer it.
+        xml = say_twiml(voice_text.voice(lang), [*rollcall_text.spoken_question(approved(alert).text(lang), lang),
+                                                 voice_text.phrase("rollcall_voicemail", lang)])
     elif play == "voicemail":
         xml = say_twiml(voice_text.voice(lang), voice_text.voicemail_parts(alert, lang))
     else:
@@ -82,21 +121,28 @@ def voice_gather() -> Response:
     # A confirmation (or a 9) from an earlier call of the delivery still counts: Twilio may
     # retry the key's webhook after the call's end already queued the next call.
     decisive = (report.digits or "")[:1] in ("1", "9")
+    rollcall = delivery is not None and delivery.alert.source == ROLLCALL
+    if rollcall:
+        decisive = decisive or (report.digits or "")[:1] == "2"
     if delivery is None or relation != CURRENT and not decisive:
         db.session.rollback()
         return _twiml(say_twiml(voice_text.voice(), [voice_text.phrase("goodbye")]))
+    answer = None
+    if rollcall:
+        answer, report = _rollcall_key(delivery, report)
     said = call_outcome.key_pressed(delivery, report, utcnow())
     alert = delivery.alert
     lang = _language(delivery)
-    if said == "confirmed":
+    if answer is not None:
+        xml = say_twiml(voice_text.voice(lang), [voice_text.phrase(f"rollcall_{answer}", lang)])
+    elif said == "confirmed":
         xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("confirmed", lang)])
     elif said == "opted_out":
         xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("opted_out", lang)])
     elif said == "repeat":
         xml = _message(delivery.id, alert, lang)
     else:
-        xml = message_twiml(voice_text.voice(lang), [], voice_text.menu(lang), _url("gather", delivery.id),
-                            voice_text.phrase("goodbye", lang))
+        xml = _menu(delivery.id, alert, lang)
     db.session.commit()
     return _twiml(xml)
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 
 from alerts.models import KIND_CANCEL, PUBLISHED, Alert, FeedHealth
+from rollcall.models import SOURCE as ROLLCALL
 from db import db, utcnow
 from municipality import CATEGORIES
 
@@ -41,8 +42,10 @@ class Situation:
 
 def current(now: datetime | None = None) -> Situation:
     now = now or utcnow()
-    # A message to a group (the OSP, the sołtysi) is not the public's: like an exercise.
-    public = (Alert.status == PUBLISHED, Alert.exercise.is_(False), Alert.groups.is_(None))
+    # A message to a group (the OSP, the sołtysi) is not the public's, like an exercise, and
+    # neither is a roll-call's question.
+    public = (Alert.status == PUBLISHED, Alert.exercise.is_(False), Alert.groups.is_(None),
+              Alert.source != ROLLCALL)
     alerts = db.session.scalars(
         select(Alert).where(*public, Alert.kind != KIND_CANCEL,
                             or_(Alert.expires_at.is_(None), Alert.expires_at > now))

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from alerts import cap
 from alerts.in_force import current, severity
 from alerts.models import Alert
+from rollcall.models import SOURCE as ROLLCALL
 from db import db
 
 LATEST = 50
@@ -22,8 +23,10 @@ LATEST = 50
 
 def went_out() -> tuple:
     """The WHERE of every public list: published (never a draft or an unapproved feed alert),
-    not an exercise, and to everyone (a message to a group, e.g. the OSP, is theirs)."""
-    return (Alert.published_at.is_not(None), Alert.exercise.is_(False), Alert.groups.is_(None))
+    not an exercise, and to everyone (a message to a group, e.g. the OSP, is theirs; a
+    roll-call's question is its members')."""
+    return (Alert.published_at.is_not(None), Alert.exercise.is_(False), Alert.groups.is_(None),
+            Alert.source != ROLLCALL)
 
 
 def alerts(*, active: bool, category: str | None = None) -> list[Alert]:

@@ -43,6 +43,8 @@ from alerts.models import (
 from db import db, utcnow
 from locks import sqlite_write_lock
 from municipality import CATEGORIES, LANGUAGES
+from rollcall import match as rollcall_match
+from rollcall.models import SOURCE as ROLLCALL
 
 
 log = logging.getLogger(__name__)
@@ -249,6 +251,9 @@ def recipients(alert: Alert, channel: str, version: AlertVersion | None = None):
     An update goes to everyone who got an earlier message of the chain and to anyone who
     matches it now; a cancellation only to those who got an earlier message.
     """
+    if alert.source == ROLLCALL:
+        # A roll-call asks its members, whatever they chose (rollcall/match.py).
+        return rollcall_match.recipients(alert, channel)
     chain = _chain_ids(alert)
     target = version if version is not None else alert
     if alert.kind == KIND_CANCEL:

@@ -114,7 +114,7 @@ def reconcile_stuck(now: datetime | None = None, limit: int = 500,
         return 0
     rows = db.session.execute(
         select(Delivery.id, Delivery.channel, Delivery.alert_id, Delivery.provider_ref, Delivery.provider,
-               Subscriber.phone, Subscriber.language)
+               Delivery.subscriber_id, Subscriber.phone, Subscriber.language)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
         .where(Delivery.id.in_(list(taken)), Delivery.claimed_by == token)
         .order_by(Delivery.id)
@@ -182,9 +182,13 @@ def _sms_sent(row: Any, since: datetime, alerts: dict[int, Alert],
               bodies: dict[tuple[int, str], str]) -> list[tuple[str, datetime]]:
     """(SID, time) of the SMS the provider sent this row since `since`, first first."""
     key = (row.alert_id, row.language or "pl")
-    if key not in bodies:
-        alert = alerts.get(row.alert_id) or db.session.get(Alert, row.alert_id)
-        alerts[row.alert_id] = alert
+    alert = alerts.get(row.alert_id) or db.session.get(Alert, row.alert_id)
+    alerts[row.alert_id] = alert
+    if render.personal(alert):
+        # A roll-call's SMS carries the resident's own link.
+        key = (row.alert_id, f"{key[1]}:{row.subscriber_id}")
+        bodies[key] = render.sms_body(alert, row.language or "pl", row.subscriber_id)
+    elif key not in bodies:
         bodies[key] = render.sms_body(alert, key[1])
     found = [r for r in channel_for(row.provider).find_sent(row.phone, since) if r.body == bodies[key]]
     free = _not_held(row, [r.provider_ref for r in found])

@@ -23,6 +23,8 @@ from alerts.models import KIND_CANCEL, KIND_UPDATE, Alert, AlertVersion
 from alerts.sms_text import fit_sms, is_gsm7, transliterate
 from i18n import translate
 from providers.webpush import PushMessage
+from rollcall import text as rollcall_text
+from rollcall.models import SOURCE as ROLLCALL
 
 DEFAULT_TTL = 86400
 
@@ -74,13 +76,21 @@ def segment_cap(unicode_script: bool) -> int:
     return cfg.get("SMS_MAX_SEGMENTS", 2)
 
 
-def sms_body(alert: Alert, lang: str) -> str:
+def personal(alert: Alert) -> bool:
+    """True for a message whose SMS differs per resident (a roll-call's, with its link)."""
+    return alert.source == ROLLCALL
+
+
+def sms_body(alert: Alert, lang: str, subscriber_id: int | None = None) -> str:
     """The exact SMS text for a resident reading `lang` (deterministic: reconciliation
     compares it with what the provider says it sent). Without a text in `lang` this is
-    exactly ``sms_body(alert, "pl")``."""
+    exactly ``sms_body(alert, "pl")``. A roll-call's SMS carries the resident's own link
+    (`subscriber_id`; without one, a link of the same shape)."""
     lang = sms_language(alert, lang)
     m = current_app.extensions["municipality"]
     version = approved(alert)
+    if personal(alert):
+        return rollcall_text.sms_body(version.text(lang), lang, alert.meta["roll_call"], subscriber_id)
     title = version.title(lang).rstrip(".")
     text = " ".join(version.text(lang).split())
     full = f"{m.name}: {_prefix(version, lang)}{title}. {text}"

@@ -120,7 +120,10 @@ class Sending:
                 if not job.phone:
                     job.skip = (SKIPPED, "no phone")
                     continue
-                if key not in sms_cache:
+                if render.personal(alert):
+                    key = (alert.id, f"{job.language}:{job.subscriber_id}")
+                    sms_cache[key] = render.sms_body(alert, job.language, job.subscriber_id)
+                elif key not in sms_cache:
                     sms_cache[key] = render.sms_body(alert, job.language)
                 validity = None
                 if alert.expires_at is not None:

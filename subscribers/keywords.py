@@ -15,6 +15,8 @@ from alerts.sms_text import fit_sms, transliterate
 from db import db
 from i18n import translate
 from providers.twilio_webhooks import InboundMessage
+from rollcall import answers as rollcall_answers
+from rollcall.models import SAFE, VIA_SMS
 from subscribers import service
 from subscribers.errors import SubscriptionError, error_message
 from subscribers.inbound_guard import claim_message, may_send_hint
@@ -83,6 +85,13 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
     # With Advanced Opt-Out, Twilio already answered the keyword itself.
     silent = message.opt_out_type is not None
 
+    if subscriber is not None and action != "stop" and not (action == "start" and argument):
+        # Asked in a roll-call lately: "TAK", "POMOC" or their own words answer it (a STOP
+        # still stops, and "START KOZY" is still a sign-up to a village).
+        member = rollcall_answers.member_for_reply(subscriber.id)
+        if member is not None:
+            return _rollcall_reply(inbound, member, message, lang, silent)
+
     if action == "stop":
         changed = subscriber is not None and service.opt_out(subscriber, origin, detail=message.body[:80])
         db.session.commit()
@@ -138,3 +147,20 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
     hint = may_send_hint(message.from_phone)
     db.session.commit()
     return _reply("unknown", lang) if hint else None
+
+
+def _rollcall_reply(inbound: InboundSms, member, message: InboundMessage, lang: str,  # noqa: ANN001
+                    silent: bool) -> str | None:
+    """Record a roll-call answer by SMS; confirm it when it changed what counts (an
+    auto-responder repeating itself gets nothing), or when a late one asks for help."""
+    answer = rollcall_answers.classify(message.body)
+    inbound.action = f"rollcall:{answer}"
+    recorded = rollcall_answers.record(member, answer, message.body, VIA_SMS)
+    reply = None
+    if recorded.changed:
+        reply = f"rollcall_{answer}"
+    elif recorded.late and answer != SAFE and may_send_hint(message.from_phone):
+        reply = "rollcall_late"
+    db.session.commit()
+    return _reply(reply, lang) if reply and not silent else None
+
