@@ -167,6 +167,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from rollcall import views as rollcall_views
 
     app.register_blueprint(rollcall_views.bp)
+    # The personal token in its URL is what authorises an answer; a CSRF token would expire
+    # on a page a resident left open for an hour, and refuse their answer in a flood.
+    csrf.exempt(rollcall_views.bp)
     csrf.exempt(calls.bp)  # Twilio's voice webhooks are authenticated by their signature
     csrf.exempt(api.bp)  # JSON API: no cookies, no CSRF; abuse is rate-limited instead
     csrf.exempt(inbound.bp)  # Twilio webhooks are authenticated by their signature
