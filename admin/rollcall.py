@@ -93,7 +93,7 @@ def _cost(segments: int) -> str:
     from admin.message_page import sms_cost
     from i18n import money
 
-    return money(sms_cost(segments))
+    return money(sms_cost(segments), current_app.config.get("SMS_PRICE_CURRENCY", "PLN"))
 
 
 def _values() -> dict[str, Any]:

@@ -78,9 +78,14 @@ def spoken_question(question: str, lang: str) -> list[str]:
 
     m = current_app.extensions["municipality"]
     intro = translate("voice.intro", lang, gmina=m.name_from(lang))
-    # "Odpowiedz TAK lub POMOC" belongs to the SMS; the call has its own keys.
-    asked = question.split("?")[0].strip() + "?" if "?" in question else question
-    return [intro, speech.spoken(asked) if lang == "pl" else speech.without_links(asked)]
+    question = asked(question)
+    return [intro, speech.spoken(question) if lang == "pl" else speech.without_links(question)]
+
+
+def asked(question: str) -> str:
+    """The question without how to answer it by SMS ("Odpowiedz TAK lub POMOC"): what a call
+    reads and the answer page shows, each with its own way to answer. Up to the first "?"."""
+    return question.split("?")[0].strip() + "?" if "?" in question else question
 
 
 def menu(lang: str) -> str:

@@ -19,6 +19,7 @@ from subscribers.models import Subscriber
 
 bp = Blueprint("rollcall", __name__)
 DONE = ("safe", "help", "late")  # what the page confirms after an answer
+bp.add_app_template_filter(text.asked, "asked")
 
 
 def _member(token: str) -> tuple[RollCallMember, RollCall, Subscriber]:
