@@ -102,8 +102,14 @@ def dashboard():  # noqa: ANN201
     segments = sum(f["sms_segments"] + (unreported_segments(a)[1] if "sms" in f["by_channel"] else 0)
                    for a, f in today)
     feed_status, feeds = _feed_rows()
+    from rollcall import tally
+    from rollcall.models import RollCall
+
+    # An open roll-call comes first: who needs help is the most urgent thing on the page.
+    roll_calls = [(rc, tally.counts(rc)[1]) for rc in db.session.scalars(
+        select(RollCall).where(RollCall.closed_at.is_(None)).order_by(RollCall.started_at.desc()))]
     return render_template(
-        "admin/dashboard.html", active=active, scheduled=scheduled, awaiting=awaiting, today=today,
+        "admin/dashboard.html", active=active, scheduled=scheduled, awaiting=awaiting, today=today, roll_calls=roll_calls,
         totals=totals, segments=segments, cost=sms_cost(segments),
         currency=current_app.config.get("SMS_PRICE_CURRENCY", "PLN"), exercises_today=exercises_today,
         feed_status=feed_status, feeds=feeds)

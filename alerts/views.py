@@ -13,6 +13,7 @@ from alerts import atom, cap, in_force, public, public_cache
 from alerts.models import AWAITING, DRAFT, REJECTED, SCHEDULED, Alert
 from db import db
 from municipality import CATEGORIES, LANGUAGES
+from rollcall.models import SOURCE as ROLLCALL
 
 NOT_PUBLIC = (DRAFT, AWAITING, SCHEDULED, REJECTED)
 
@@ -34,7 +35,8 @@ def show(alert_id: int):  # noqa: ANN201
 def _alert_page(alert_id: int) -> str:
     alert = db.session.get(Alert, alert_id)
     # Only what went out: a draft or an unapproved feed alert that later expired stays private.
-    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
+    # A roll-call's question has its residents' own pages (rollcall/views.py), not this one.
+    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None or alert.source == ROLLCALL:
         abort(404)
     newer = db.session.scalar(select(Alert).where(Alert.parent_id == alert.id, Alert.status.not_in(NOT_PUBLIC), Alert.published_at.is_not(None)).order_by(Alert.id.desc()).limit(1))
     return render_template("alerts/alert.html", alert=alert, newer=newer, category=CATEGORIES[alert.category])
@@ -54,7 +56,7 @@ def cap_document(alert_id: int):  # noqa: ANN201
 
 def _cap_document(alert_id: int) -> bytes:
     alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None:
+    if alert is None or alert.status in NOT_PUBLIC or alert.published_at is None or alert.source == ROLLCALL:
         abort(404)
     return cap.document(alert)
 

@@ -314,3 +314,41 @@ def test_a_call_asks_the_question_and_1_or_2_answers_it(serve, twilio):  # noqa:
     via = set(db.session.scalars(select(RollCallAnswer.via)))
     assert via == {"voice"}
     assert db.session.scalar(select(func.count()).select_from(Alert).where(Alert.source == "rollcall")) == 1
+
+
+def test_the_dashboard_shows_an_open_roll_call_first_and_the_pages_exist_in_english(make_app, twilio):
+    app = make_app()
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"])
+    roll_call = start(boss)
+    answers.record(member_of(roll_call, sid), HELP, None, "sms")
+    db.session.commit()
+    client = signed_in(app, boss)
+    dash = client.get("/admin/").get_data(as_text=True)
+    assert f'id="rollcall-{roll_call.id}"' in dash and "pomoc: 1" in dash
+    assert dash.index(f'id="rollcall-{roll_call.id}"') < dash.index('id="active"')
+    english = client.get(f"/admin/rollcalls/{roll_call.id}?lang=en").get_data(as_text=True)
+    assert "Need help" in english and "Record an answer taken by phone or at the door" in english
+    assert "Residents&#39; safety roll-call" in client.get("/admin/rollcalls/?lang=en").get_data(as_text=True)
+    # The question is none of the message pages' business: they lead to the roll-call.
+    carrier = db.session.scalar(select(Alert).where(Alert.source == "rollcall"))
+    moved = client.get(f"/admin/messages/{carrier.id}")
+    assert moved.status_code == 303 and moved.headers["Location"].endswith(f"/admin/rollcalls/{roll_call.id}")
+    assert f"/admin/messages/{carrier.id}" not in client.get("/admin/messages").get_data(as_text=True)
+    assert app.test_client().get(f"/alerts/{carrier.id}").status_code == 404
+    assert app.test_client().get(f"/cap/{carrier.id}.xml").status_code == 404
+
+
+def test_a_resident_reading_ukrainian_is_asked_and_answers_in_ukrainian(make_app, twilio):
+    app = make_app()
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"], language="uk")
+    roll_call = start(boss)
+    drain(app)
+    [sms] = twilio.messages
+    assert "Ви в безпеці?" in sms["Body"]
+    client = app.test_client()
+    page = client.get(link_path(sms["Body"])).get_data(as_text=True)
+    assert 'lang="uk"' in page and "ДОПОМОГА – мені потрібна допомога" in page
+    reply = reply_of(text_us(client, twilio, "так", phone=phone_for(0)))
+    assert member_of(roll_call, sid).answer == SAFE and "Дякуємо" in reply
