@@ -145,7 +145,7 @@ def live(roll_call_id: int) -> str:
 
 
 def _chosen_member(roll_call: RollCall, raw: str | None) -> dict[str, Any] | None:
-    if not (raw or "").isdigit():
+    if not (raw or "").isdigit() or len(raw) > 18:
         return None
     from admin.people import shown_phone
 
@@ -159,7 +159,7 @@ def _chosen_member(roll_call: RollCall, raw: str | None) -> dict[str, Any] | Non
 
 def _member_from_form(roll_call: RollCall) -> RollCallMember:
     raw_member = request.form.get("member", "")
-    if raw_member.isdigit():
+    if raw_member.isdigit() and len(raw_member) <= 18:
         member = db.session.scalar(select(RollCallMember).where(
             RollCallMember.id == int(raw_member), RollCallMember.roll_call_id == roll_call.id))
     else:

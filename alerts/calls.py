@@ -61,7 +61,8 @@ def _message(delivery_id: int, alert, lang: str) -> str:  # noqa: ANN001 - an Al
     if alert.source == ROLLCALL:
         # A roll-call's question, and its own keys: 1 safe, 2 help, 3 again.
         question = approved(alert).text(lang)
-        return message_twiml(voice_text.voice(lang), rollcall_text.spoken_question(question, lang),
+        template = bool((alert.meta or {}).get("template"))
+        return message_twiml(voice_text.voice(lang), rollcall_text.spoken_question(question, lang, template),
                              rollcall_text.menu(lang), _url("gather", delivery_id), voice_text.phrase("goodbye", lang))
     return message_twiml(voice_text.voice(lang), voice_text.message_parts(alert, lang), voice_text.menu(lang),
                          _url("gather", delivery_id), voice_text.phrase("goodbye", lang))
@@ -104,7 +105,9 @@ def voice_answer() -> Response:
         xml = say_twiml(voice_text.voice(lang), [voice_text.phrase("not_found", lang)])
     elif play == "voicemail" and alert.source == ROLLCALL:
         # A machine cannot answer: the question, and how to answer it.
-        xml = say_twiml(voice_text.voice(lang), [*rollcall_text.spoken_question(approved(alert).text(lang), lang),
+        template = bool((alert.meta or {}).get("template"))
+        xml = say_twiml(voice_text.voice(lang), [*rollcall_text.spoken_question(approved(alert).text(lang), lang,
+                                                                               template),
                                                  voice_text.phrase("rollcall_voicemail", lang)])
     elif play == "voicemail":
         xml = say_twiml(voice_text.voice(lang), voice_text.voicemail_parts(alert, lang))

@@ -13,15 +13,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, case, exists, or_, select, update
 
 from alerts.sms_text import transliterate
+from alerts.models import PENDING, SKIPPED, Delivery
 from db import db, utcnow
 from rollcall.models import HELP, SAFE, UNCLEAR, RollCall, RollCallAnswer, RollCallMember
 
-# A reply counts for a roll-call that asked the resident this long ago at most; after that a
-# "TAK" is a keyword again (START) rather than an answer to a question from last month.
-REPLY_WINDOW = timedelta(hours=72)
+# An SMS counts as an answer for a roll-call still open and started this long ago at most,
+# or closed this long ago at most (then kept as late); otherwise "TAK" is a keyword again
+# (START) rather than an answer to a question from last month.
+OPEN_WINDOW = timedelta(days=14)
+LATE_WINDOW = timedelta(hours=24)
 TEXT_LIMIT = 500
 
 # Words compared without case, Polish letters or punctuation ("Tak!", "pomocy", "Ratunku").
@@ -44,8 +47,10 @@ def classify(text: str) -> str:
     """SAFE, HELP or UNCLEAR for a resident's own words.
 
     Any word asking for help wins (a person reads the text), unless "nie" comes right
-    before it ("nie potrzebuję pomocy"); a reply with a yes-word ("tak", "ok", "bezpieczni")
-    is SAFE (also unless negated); anything else is UNCLEAR, which the tally lists with those who need help.
+    before it ("nie potrzebuję pomocy": SAFE); a reply with a yes-word ("tak", "ok",
+    "bezpieczni") is SAFE, unless negated; a reply that starts with "nie" is a no to "are
+    you safe?" (HELP); anything else is UNCLEAR, which the tally lists with those who need
+    help.
     """
     words = _words(text)
     if len(words) == 1 and words[0] in DIGITS:
@@ -57,7 +62,10 @@ def classify(text: str) -> str:
 
     if said(HELP_WORDS):
         return HELP
-    return SAFE if said(SAFE_WORDS) else UNCLEAR
+    if said(SAFE_WORDS) or any(w in HELP_WORDS for w in words):  # ... or help, negated
+        return SAFE
+    # "Nie", "Nie jestem bezpieczny": to "are you safe?", a no.
+    return HELP if words and words[0] in NEGATIONS else UNCLEAR
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,16 @@ def record(member: RollCallMember, answer: str, text: str | None, via: str, *, s
         .values(answer=answer, answer_id=row.id, answered_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
+    if counted and previous is None:
+        # Answered: their SMS or call still waiting (a call's next attempt above all) is not
+        # needed any more.
+        from rollcall.service import carriers
+
+        db.session.execute(
+            update(Delivery).where(Delivery.alert_id.in_(carriers(member.roll_call_id)),
+                                   Delivery.subscriber_id == member.subscriber_id, Delivery.status == PENDING)
+            .values(status=SKIPPED, error="answered the roll-call", updated_at=now)
+            .execution_options(synchronize_session=False))
     late = False
     if not counted:
         late = db.session.scalar(select(RollCall.closed_at).where(RollCall.id == member.roll_call_id)) is not None
@@ -96,10 +114,12 @@ def record(member: RollCallMember, answer: str, text: str | None, via: str, *, s
 
 
 def member_for_reply(subscriber_id: int, now: datetime | None = None) -> RollCallMember | None:
-    """The roll-call an SMS from this resident answers: the newest that asked them within
-    REPLY_WINDOW (closed ones too: the answer is then kept as late)."""
+    """The roll-call an SMS from this resident answers: an open one that asked them (the
+    newest, if several), else one closed within LATE_WINDOW (the answer is kept as late)."""
     now = now or utcnow()
+    open_first = case((RollCall.closed_at.is_(None), 0), else_=1)
     return db.session.scalar(
         select(RollCallMember).join(RollCall, RollCall.id == RollCallMember.roll_call_id)
-        .where(RollCallMember.subscriber_id == subscriber_id, RollCall.started_at > now - REPLY_WINDOW)
-        .order_by(RollCall.started_at.desc(), RollCall.id.desc()).limit(1))
+        .where(RollCallMember.subscriber_id == subscriber_id, RollCall.started_at > now - OPEN_WINDOW,
+               or_(RollCall.closed_at.is_(None), RollCall.closed_at > now - LATE_WINDOW))
+        .order_by(open_first, RollCall.started_at.desc(), RollCall.id.desc()).limit(1))

@@ -77,7 +77,7 @@ def _carrier(roll_call: RollCall, wave: int, staff_id: int, now: datetime) -> Al
     alert = Alert(source=SOURCE, external_id=f"{SOURCE}:{roll_call.id}:{wave}", category="emergency",
                   titles=title, texts=texts, areas=roll_call.areas, groups=roll_call.groups,
                   channels=["sms", "voice"], status=AWAITING, created_by=staff_id, approved_by=staff_id,
-                  approved_at=now, meta={"roll_call": roll_call.id, "wave": wave})
+                  approved_at=now, meta={"roll_call": roll_call.id, "wave": wave, "template": bool(roll_call.questions)})
     db.session.add(alert)
     db.session.flush()
     return alert
@@ -128,6 +128,8 @@ def _claim_wave(roll_call_id: int) -> int:
     two waves, each numbered once; neither is lost or doubled)."""
     while True:
         current = db.session.scalar(select(RollCall.waves).where(RollCall.id == roll_call_id))
+        if current is None:
+            raise RollCallError("not_found")
         done = db.session.execute(
             update(RollCall).where(RollCall.id == roll_call_id, RollCall.waves == current,
                                    RollCall.closed_at.is_(None))
@@ -183,12 +185,14 @@ def close(staff: Any, roll_call: RollCall, now: datetime | None = None) -> bool:
         db.session.rollback()
         return False
     waves = carriers(roll_call.id)
+    # The waves first: one being published right now holds its row, so this waits for it,
+    # and the next statement then sees (and skips) the SMS and calls it queued.
+    db.session.execute(update(Alert).where(Alert.id.in_(waves), Alert.status.in_((SCHEDULED, PUBLISHED)))
+                       .values(status=EXPIRED).execution_options(synchronize_session=False))
     skipped = db.session.execute(
         update(Delivery).where(Delivery.alert_id.in_(waves), Delivery.status == PENDING)
         .values(status=SKIPPED, error="roll-call closed", updated_at=now)
         .execution_options(synchronize_session=False)).rowcount
-    db.session.execute(update(Alert).where(Alert.id.in_(waves), Alert.status.in_((SCHEDULED, PUBLISHED)))
-                       .values(status=EXPIRED).execution_options(synchronize_session=False))
     audit.record("rollcall_closed", staff=staff, target=f"rollcall:{roll_call.id}", commit=False,
                  not_sent=skipped)
     db.session.commit()

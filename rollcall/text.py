@@ -72,20 +72,23 @@ def sms_body(question: str, lang: str, roll_call_id: int, subscriber_id: int | N
     return fit_sms(f"{m.name}: {text}", max_segments=2 if not keep else 3, link=link, keep_diacritics=keep)
 
 
-def spoken_question(question: str, lang: str) -> list[str]:
+def spoken_question(question: str, lang: str, template: bool) -> list[str]:
     """What a roll-call call says before its menu: who calls, and the question."""
     from alerts import speech
 
     m = current_app.extensions["municipality"]
     intro = translate("voice.intro", lang, gmina=m.name_from(lang))
-    question = asked(question)
+    question = asked(question, template)
     return [intro, speech.spoken(question) if lang == "pl" else speech.without_links(question)]
 
 
-def asked(question: str) -> str:
-    """The question without how to answer it by SMS ("Odpowiedz TAK lub POMOC"): what a call
-    reads and the answer page shows, each with its own way to answer. Up to the first "?"."""
-    return question.split("?")[0].strip() + "?" if "?" in question else question
+def asked(question: str, template: bool) -> str:
+    """What a call reads and the answer page shows, each with its own way to answer: the
+    template without how to answer it by SMS ("Odpowiedz TAK lub POMOC"), staff's own words
+    as written."""
+    if template and "?" in question:
+        return question.split("?")[0].strip() + "?"
+    return question
 
 
 def menu(lang: str) -> str:

@@ -19,7 +19,6 @@ from subscribers.models import Subscriber
 
 bp = Blueprint("rollcall", __name__)
 DONE = ("safe", "help", "late")  # what the page confirms after an answer
-bp.add_app_template_filter(text.asked, "asked")
 
 
 def _member(token: str) -> tuple[RollCallMember, RollCall, Subscriber]:
@@ -44,7 +43,7 @@ def page(token: str) -> str:
     member, roll_call, _subscriber = _member(token)
     lang = g.lang
     return render_template("public/rollcall.html", token=token, member=member, roll_call=roll_call,
-                           question=roll_call.question_in(lang),
+                           question=text.asked(roll_call.question_in(lang), bool(roll_call.questions)),
                            done=request.args.get("done") if request.args.get("done") in DONE else None)
 
 

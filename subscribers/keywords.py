@@ -21,7 +21,7 @@ from subscribers import service
 from subscribers.errors import SubscriptionError, error_message
 from subscribers.inbound_guard import claim_message, may_send_hint
 from subscribers.links import manage_url
-from subscribers.models import InboundSms, Subscriber
+from subscribers.models import ACTIVE, InboundSms, Subscriber
 from subscribers.phone import normalize_phone
 
 STOP_WORDS = {"STOP", "NIE", "WYPISZ", "REZYGNACJA", "STOPSMS", "KONIEC", "UNSUBSCRIBE", "STOPALL", "QUIT",
@@ -30,6 +30,8 @@ STOP_WORDS = {"STOP", "NIE", "WYPISZ", "REZYGNACJA", "STOPSMS", "KONIEC", "UNSUB
 STOP_PREFIXES = ("REZYGN", "WYPIS")
 START_WORDS = {"START", "TAK", "ZAPISZ", "YES", "UNSTOP"}
 HELP_WORDS = {"POMOC", "HELP", "INFO"}
+# While a roll-call asks "are you safe?", "Nie..." and "Koniec..." are answers, not opt-outs.
+PLAIN_STOP_WORDS = STOP_WORDS - {"NIE", "KONIEC", "END", "CANCEL"}
 
 
 def classify(body: str) -> tuple[str, str | None]:
@@ -85,9 +87,7 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
     # With Advanced Opt-Out, Twilio already answered the keyword itself.
     silent = message.opt_out_type is not None
 
-    if subscriber is not None and action != "stop" and not (action == "start" and argument):
-        # Asked in a roll-call lately: "TAK", "POMOC" or their own words answer it (a STOP
-        # still stops, and "START KOZY" is still a sign-up to a village).
+    if subscriber is not None and _answers_roll_call(subscriber, message.body, action, argument):
         member = rollcall_answers.member_for_reply(subscriber.id)
         if member is not None:
             return _rollcall_reply(inbound, member, message, lang, silent)
@@ -147,6 +147,21 @@ def handle_inbound(message: InboundMessage, _again: bool = False) -> str | None:
     hint = may_send_hint(message.from_phone)
     db.session.commit()
     return _reply("unknown", lang) if hint else None
+
+
+def _answers_roll_call(subscriber: Subscriber, body: str, action: str, argument: str | None) -> bool:
+    """Whether an SMS from a resident asked in a roll-call may be an answer to it: anything
+    but a plain opt-out ("STOP", "Rezygnuję": "Nie, woda w domu" is an answer, not a STOP),
+    a sign-up to a village ("START KOZY", not "Tak, dziękuję") or a START from a resident who
+    left (they want their messages back)."""
+    words = re.sub(r"[^A-Z0-9 ]", " ", transliterate(body).upper()).split()
+    if words and len(words) <= 2 and (words[0] in PLAIN_STOP_WORDS or "".join(words) in PLAIN_STOP_WORDS
+                                      or words[0].startswith(STOP_PREFIXES)):
+        return False
+    m = current_app.extensions["municipality"]
+    if action == "start" and (argument and m.area(argument) is not None or subscriber.status != ACTIVE):
+        return False
+    return True
 
 
 def _rollcall_reply(inbound: InboundSms, member, message: InboundMessage, lang: str,  # noqa: ANN001

@@ -127,7 +127,7 @@ def test_an_sms_long_after_the_roll_call_is_a_keyword_again(make_app, twilio):
     [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"])
     roll_call = start(boss)
     drain(app)
-    db.session.execute(update(RollCall).values(started_at=utcnow() - answers.REPLY_WINDOW - timedelta(minutes=1)))
+    db.session.execute(update(RollCall).values(started_at=utcnow() - answers.OPEN_WINDOW - timedelta(minutes=1)))
     db.session.commit()
     reply = reply_of(text_us(app.test_client(), twilio, "POMOC", phone=phone_for(0)))
     assert member_of(roll_call, sid).answer is None and reply and "STOP" in reply  # the keywords' help
@@ -137,7 +137,8 @@ def test_an_sms_long_after_the_roll_call_is_a_keyword_again(make_app, twilio):
     ("TAK", SAFE), ("tak.", SAFE), ("Ok", SAFE), ("Jesteśmy bezpieczni", SAFE), ("так", SAFE), ("YES", SAFE),
     ("1", SAFE), ("POMOC", HELP), ("pomocy!!", HELP), ("Ratunku, woda", HELP), ("допоможіть", HELP),
     ("2", HELP), ("Tak, ale potrzebujemy pomocy z pompą", HELP), ("nie potrzebuję pomocy, wszystko ok", SAFE),
-    ("nie jest dobrze", UNCLEAR), ("woda w piwnicy", UNCLEAR), ("mam 2 dzieci", UNCLEAR), ("", UNCLEAR)])
+    ("nie potrzebuję pomocy", SAFE), ("Nie", HELP), ("Nie jestem bezpieczny, woda w domu", HELP),
+    ("nie jest dobrze", HELP), ("woda w piwnicy", UNCLEAR), ("mam 2 dzieci", UNCLEAR), ("", UNCLEAR)])
 def test_reading_a_reply(words, expected):
     assert answers.classify(words) == expected
 
@@ -352,3 +353,97 @@ def test_a_resident_reading_ukrainian_is_asked_and_answers_in_ukrainian(make_app
     assert 'lang="uk"' in page and "ДОПОМОГА – мені потрібна допомога" in page
     reply = reply_of(text_us(client, twilio, "так", phone=phone_for(0)))
     assert member_of(roll_call, sid).answer == SAFE and "Дякуємо" in reply
+
+
+@pytest.mark.parametrize("body,answer,status", [
+    ("Nie, woda w domu", HELP, "active"), ("Nie", HELP, "active"), ("Tak, dziękuję", SAFE, "active"),
+    ("Tak jestem", SAFE, "active"), ("Koniec świata, zalało nas", UNCLEAR, "active"), ("STOP", None, "opted_out"),
+    ("Rezygnuję", None, "opted_out"), ("START KOZY", None, "active")])
+def test_while_a_roll_call_asks_words_that_look_like_keywords_are_answers(make_app, twilio, body, answer, status):
+    app = make_app()
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"])
+    roll_call = start(boss)
+    text_us(app.test_client(), twilio, body, phone=phone_for(0))
+    assert member_of(roll_call, sid).answer == answer
+    assert db.session.get(Subscriber, sid).status == status
+
+
+def test_a_resident_who_left_comes_back_with_start_during_a_roll_call(make_app, twilio):
+    app = make_app()
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"])
+    roll_call = start(boss)
+    client = app.test_client()
+    text_us(client, twilio, "STOP", phone=phone_for(0))
+    text_us(client, twilio, "START", phone=phone_for(0))
+    assert db.session.get(Subscriber, sid).status == "active" and member_of(roll_call, sid).answer is None
+
+
+def test_an_sms_answers_the_open_roll_call_before_a_newer_closed_one(make_app, twilio):
+    app = make_app(SYRENA_MUNICIPALITY="porabka")
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["CZA"])
+    older = start(boss, areas=["CZA"])
+    newer = start(boss, areas=["CZA"])
+    service.close(boss, db.session.get(RollCall, newer.id))
+    text_us(app.test_client(), twilio, "POMOC", phone=phone_for(0))
+    assert member_of(older, sid).answer == HELP and member_of(newer, sid).answer is None
+
+
+def test_someone_who_answered_is_not_called_again(serve, twilio):  # noqa: F811
+    from flask import current_app
+
+    serve(VOICE_BACKEND="twilio", TWILIO_VOICE_FROM="+48338100200", VOICE_CALLS_PER_SECOND=0)
+    app = current_app._get_current_object()
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"], calls={"weather": 2})
+    roll_call = start(boss)
+    drain(app)
+    [call] = twilio.calls
+    twilio.ring(call["sid"], "no-answer")  # a retry is queued
+    db.session.expire_all()
+    assert db.session.scalar(select(Delivery.status).where(Delivery.channel == "voice")) == "pending"
+    sms = next(m["Body"] for m in twilio.messages)
+    app.test_client().post(link_path(sms), data={"answer": "safe"})
+    db.session.expire_all()
+    assert db.session.scalar(select(Delivery.status).where(Delivery.channel == "voice")) == "skipped"
+    db.session.execute(update(Delivery).values(next_attempt_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    drain(app)
+    assert len(twilio.calls) == 1 and member_of(roll_call, sid).answer == SAFE
+
+
+def test_staff_s_own_question_is_shown_and_read_whole(make_app, twilio):
+    app = make_app()
+    boss = make_staff("approver")
+    [sid] = seed(1, categories={"weather": 1}, areas=["KOZY"])
+    question = "Czy woda weszła do domu? Czy ktoś jest ranny? Odpisz lub kliknij."
+    roll_call = start(boss, question=question)
+    page = app.test_client().get(f"/r/{token(roll_call.id, sid)}").get_data(as_text=True)
+    assert "Czy ktoś jest ranny? Odpisz lub kliknij." in page
+    from rollcall.text import asked, default_question
+
+    assert asked(question, False) == question
+    assert asked(default_question("pl"), True) == "Czy jesteś bezpieczny?"
+
+
+def test_bad_input_to_the_staff_forms_is_a_clear_refusal_not_an_error(make_app, twilio):
+    app = make_app()
+    boss = make_staff("approver")
+    seed(1, categories={"weather": 1}, areas=["KOZY"])
+    roll_call = start(boss)
+    client = signed_in(app, boss)
+    assert client.get(f"/admin/rollcalls/{roll_call.id}?member={'9' * 30}").status_code == 200
+    page = client.get(f"/admin/rollcalls/{roll_call.id}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    for data in ({"member": "9" * 30, "answer": "safe", "how": "phone"},
+                 {"phone": "+48 600 000 999", "answer": "maybe", "how": "phone"},
+                 {"phone": "abc", "answer": "safe", "how": "phone"}):
+        assert client.post(f"/admin/rollcalls/{roll_call.id}/answers", data={"csrf_token": csrf, **data}).status_code == 303
+    assert client.post(f"/admin/rollcalls/{roll_call.id}/resend", data={"csrf_token": csrf, "after": "x"}).status_code == 303
+    assert client.post("/admin/rollcalls/", data={"csrf_token": csrf, "question": "", "resend_after": "x"}).status_code == 400
+    assert client.post("/admin/rollcalls/", data={"csrf_token": csrf, "question": "Ok?", "areas": ["NOPE"]}).status_code == 400
+    assert client.post(f"/r/{token(roll_call.id, 1)}", data={"answer": "maybe"}).status_code in (400, 404)
+    assert db.session.scalar(select(func.count()).select_from(RollCallAnswer)) == 0
+    assert db.session.scalar(select(func.count()).select_from(RollCall)) == 1
