@@ -347,6 +347,13 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # varies; put your contract's).
         "SMS_PRICE_PER_SEGMENT": _str("SMS_PRICE_PER_SEGMENT", "0.16"),
         "SMS_PRICE_CURRENCY": _str("SMS_PRICE_CURRENCY", "PLN"),
+        # --- figures for operators (metrics.py) ---
+        # GET /metrics answers with `Authorization: Bearer <METRICS_TOKEN>` (unset: 404).
+        "METRICS_TOKEN": _secret("METRICS_TOKEN"),
+        # The scheduler's and `flask dispatch`'s own metrics server: a loopback or private IP:port.
+        "METRICS_ADDRESS": _str("METRICS_ADDRESS"),
+        # syrena_deliveries counts the deliveries of messages published this many hours back.
+        "METRICS_WINDOW_HOURS": _float("METRICS_WINDOW_HOURS", 24.0),
         # --- dispatcher ---
         # Per dispatcher process: with N dispatchers, set the provider's limit divided by N.
         "SMS_RATE_PER_SECOND": _float("SMS_RATE_PER_SECOND", 10.0),
@@ -410,6 +417,16 @@ def check_settings(config: dict[str, Any]) -> None:
     if env == "production" and not base.startswith("https://"):
         raise ConfigError(f"PUBLIC_BASE_URL must be the public https address in production (SMS links point "
                           f"to it and Twilio signs webhooks over it), not {base!r}")
+    from metrics import parse_address
+
+    try:
+        parse_address(config.get("METRICS_ADDRESS"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    token = config.get("METRICS_TOKEN")
+    if token and env != "testing" and len(str(token)) < 32:
+        raise ConfigError("METRICS_TOKEN must be at least 32 characters (a scrape token is a password); "
+                          f"make one with: {MAKE_A_KEY}")
     for name in ("MAX_CONTENT_LENGTH", "MAX_JSON_DEPTH"):
         value = config.get(name)
         if value is not None and (not isinstance(value, int) or value < 1):

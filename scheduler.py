@@ -308,6 +308,9 @@ def main() -> None:
     # APScheduler logs every run of every job at INFO; our jobs log what they did instead.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = create_app_or_exit()
+    import metrics
+
+    metrics.metrics_server(app)  # METRICS_ADDRESS, if set
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -201,6 +201,10 @@ def dispatch_command(once: bool) -> None:
     stop = threading.Event()
     import signal
 
+    import metrics
+
+    metrics.metrics_server(current_app._get_current_object())  # type: ignore[attr-defined] # METRICS_ADDRESS
+
     from db_outage import DatabaseOutage, QuietDuringOutage
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -104,6 +104,8 @@ class Dispatcher(Sending, Recording):
         self.router = ProviderRouter(self.engine, list(self.channels), app.extensions["sms_split"])
         self.rebalance_every = float(cfg.get("SMS_FAILOVER_CHECK_SECONDS", 5))
         self._rebalanced = 0.0
+        self._started_at = utcnow()
+        self._beat = 0.0  # time.monotonic() of the last heartbeat (metrics.py)
         self.webpush = app.extensions.get("webpush")
         self.voice = app.extensions.get("voice")
         self.ring_seconds = int(cfg.get("VOICE_RING_SECONDS", 30))
@@ -259,7 +261,9 @@ class Dispatcher(Sending, Recording):
 
     def maybe_rebalance(self) -> None:
         """Every SMS_FAILOVER_CHECK_SECONDS, judge the providers and shift the split
-        (alerts/balance.py; with several dispatchers one of them makes each shift)."""
+        (alerts/balance.py; with several dispatchers one of them makes each shift). Also
+        says this dispatcher is alive, every HEARTBEAT_SECONDS (metrics.py)."""
+        self.heartbeat()
         if len(self.channels) < 2 or time.monotonic() - self._rebalanced < self.rebalance_every:
             return
         self._rebalanced = time.monotonic()
@@ -274,6 +278,21 @@ class Dispatcher(Sending, Recording):
             finally:
                 db.session.remove()
 
+    def heartbeat(self) -> None:
+        import metrics
+
+        if time.monotonic() - self._beat < metrics.HEARTBEAT_SECONDS:
+            return
+        self._beat = time.monotonic()
+        try:
+            metrics.heartbeat(self.engine, self.worker_id, self._started_at)
+        except Exception:  # noqa: BLE001 - a missed heartbeat shows as an old one; sending goes on
+            log.warning("the dispatcher's heartbeat could not be written", exc_info=True)
+
     def close(self) -> None:
+        import metrics
+
         self.pool.shutdown(wait=True)
         self.optout.close()
+        if self._beat:
+            metrics.forget(self.engine, self.worker_id)
