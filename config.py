@@ -354,6 +354,8 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "METRICS_ADDRESS": _str("METRICS_ADDRESS"),
         # syrena_deliveries counts the deliveries of messages published this many hours back.
         "METRICS_WINDOW_HOURS": _float("METRICS_WINDOW_HOURS", 24.0),
+        # Scrapes within this many seconds of one another are answered from one reading.
+        "METRICS_CACHE_SECONDS": _float("METRICS_CACHE_SECONDS", 5.0),
         # --- dispatcher ---
         # Per dispatcher process: with N dispatchers, set the provider's limit divided by N.
         "SMS_RATE_PER_SECOND": _float("SMS_RATE_PER_SECOND", 10.0),

@@ -41,7 +41,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import String, case, delete, func, select
+from sqlalchemy import String, and_, case, delete, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -53,10 +53,15 @@ log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 
 HISTOGRAM_WINDOW = timedelta(minutes=15)
+# How far back the newest receipt is looked for (older: reported as 0, "none lately").
+RECEIPT_LOOKBACK = timedelta(days=2)
+RECEIPT_SOURCES = ("callback", "poll")
 ERRORS_WINDOW = timedelta(hours=1)
 ALIVE_SECONDS = 60
 HEARTBEAT_SECONDS = 15
 # Seconds: from a fraction of a second (a good hand-off) to half an hour (a queue in trouble).
+# Carrier-grade NAT space, used by private meshes (Tailscale, WireGuard): private too.
+SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")
 BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
@@ -92,6 +97,16 @@ def forget(engine: Engine, worker: str) -> None:
         pass
 
 
+def _quiet_now(app: Flask, now: datetime) -> bool:
+    from zoneinfo import ZoneInfo
+
+    from municipality import in_quiet_hours, quiet_hours
+
+    municipality = app.extensions["municipality"]
+    hours = quiet_hours(app.config.get("QUIET_HOURS"), municipality)
+    return in_quiet_hours(hours, now.astimezone(ZoneInfo(municipality.timezone)).time())
+
+
 def _seconds(later: Any, earlier: Any) -> Any:  # noqa: ANN401 - SQL expressions
     """`later - earlier` in seconds, in SQL, on either database."""
     if db.engine.dialect.name == "postgresql":
@@ -117,17 +132,25 @@ class DatabaseCollector:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self._cache: tuple[list[Metric] | None, float] = (None, 0.0)
 
     def collect(self) -> Iterator[Metric]:
+        # Several scrapers (or targets of one host) within a few seconds read the database once.
+        cached, at = self._cache
+        if cached is not None and time.monotonic() - at < float(self.app.config.get("METRICS_CACHE_SECONDS", 5)):
+            yield from cached
+            return
         with self.app.app_context():
             started = time.monotonic()
             try:
-                yield from self._figures(utcnow())
+                figures = list(self._figures(utcnow()))
             finally:
                 db.session.remove()
             took = GaugeMetricFamily("syrena_metrics_scrape_seconds", "How long reading the figures took.")
             took.add_metric([], time.monotonic() - started)
-            yield took
+            figures.append(took)
+        self._cache = (figures, time.monotonic())
+        yield from figures
 
     def _figures(self, now: datetime) -> Iterator[Metric]:
         from alerts.models import DELIVERED, PENDING, Alert, Delivery, DeliveryEvent, FeedHealth
@@ -143,14 +166,23 @@ class DatabaseCollector:
             family.add_metric([channel, status], count)
         yield family
 
+        # Due as the dispatcher's claim sees it: in the quiet hours a routine message waits.
         due = Delivery.next_attempt_at <= now
-        depth = GaugeMetricFamily("syrena_queue_depth", "Deliveries waiting to be sent, by priority, due now "
-                                  "or later (a retry, the quiet hours).", labels=["priority", "due"])
-        for is_due, condition in (("yes", due), ("no", ~due)):
+        if _quiet_now(self.app, now):
+            from alerts.outbox import QUIET_HOURS_MIN_PRIORITY
+
+            deferred = and_(due, Delivery.priority < QUIET_HOURS_MIN_PRIORITY)
+            due = and_(due, Delivery.priority >= QUIET_HOURS_MIN_PRIORITY)
+        else:
+            deferred = false()
+        depth = GaugeMetricFamily("syrena_queue_depth", "Deliveries waiting to be sent, by priority: due now "
+                                  "(yes), waiting out the quiet hours (quiet), or due later (a retry: no).",
+                                  labels=["priority", "due"])
+        for label, condition in (("yes", due), ("quiet", deferred), ("no", Delivery.next_attempt_at > now)):
             for priority, count in db.session.execute(
                     select(Delivery.priority, func.count()).where(Delivery.status == PENDING, condition)
                     .group_by(Delivery.priority)):
-                depth.add_metric([str(priority), is_due], count)
+                depth.add_metric([str(priority), label], count)
         yield depth
         oldest = db.session.scalar(select(func.min(Delivery.next_attempt_at)).where(Delivery.status == PENDING, due))
         waited = GaugeMetricFamily("syrena_queue_oldest_due_seconds",
@@ -166,13 +198,16 @@ class DatabaseCollector:
                           Alert.published_at.is_not(None)])
         yield _histogram("syrena_handoff_to_receipt_seconds",
                          "From the hand-off to the delivery receipt, for receipts in the last 15 minutes.",
-                         Delivery.channel, _seconds(Delivery.updated_at, Delivery.sent_at),
-                         [Delivery.status == DELIVERED, Delivery.updated_at >= now - HISTOGRAM_WINDOW,
+                         Delivery.channel, _seconds(DeliveryEvent.received_at, Delivery.sent_at),
+                         [DeliveryEvent.delivery_id == Delivery.id, DeliveryEvent.received_at >= now - HISTOGRAM_WINDOW,
+                          DeliveryEvent.source.in_(RECEIPT_SOURCES), DeliveryEvent.status == DELIVERED,
                           Delivery.sent_at.is_not(None)])
+        # The newest event first (by its index), then back to the newest receipt among them.
         last = db.session.scalar(select(func.max(DeliveryEvent.received_at)).where(
-            DeliveryEvent.source == "callback", DeliveryEvent.status == DELIVERED))
+            DeliveryEvent.received_at >= now - RECEIPT_LOOKBACK, DeliveryEvent.source.in_(RECEIPT_SOURCES),
+            DeliveryEvent.status == DELIVERED))
         receipt = GaugeMetricFamily("syrena_receipts_last_timestamp_seconds",
-                                    "When the newest delivery receipt came (Unix time; 0: none yet).")
+                                    "When the newest delivery receipt came (Unix time; 0: none in two days).")
         receipt.add_metric([], last.timestamp() if last else 0.0)
         yield receipt
 
@@ -249,17 +284,24 @@ def parse_address(raw: str | None) -> tuple[str, int] | None:
     public address is refused: the figures name workers and hosts, and have no token there."""
     if not raw:
         return None
+    wrong = f"METRICS_ADDRESS must be IP:port, like 127.0.0.1:9101 or [::1]:9101, not {raw!r}"
     host, sep, port = raw.strip().rpartition(":")
-    host = host.strip("[]")
+    if ":" in host:  # IPv6 only in brackets: "fd00::1:9101" would be read as fd00::1, port 9101
+        if not (host.startswith("[") and host.endswith("]")):
+            raise ValueError(wrong)
+        host = host[1:-1]
     try:
         address = ipaddress.ip_address(host)
         number = int(port)
     except ValueError:
-        raise ValueError(f"METRICS_ADDRESS must be IP:port, like 127.0.0.1:9101, not {raw!r}") from None
+        raise ValueError(wrong) from None
     if not sep or not 0 <= number < 65536:  # 0: any free port
-        raise ValueError(f"METRICS_ADDRESS must be IP:port, like 127.0.0.1:9101, not {raw!r}")
-    if not (address.is_loopback or address.is_private):
-        raise ValueError(f"METRICS_ADDRESS must be a loopback or private address, not {host}")
+        raise ValueError(wrong)
+    # 0.0.0.0 and :: count as "private" to ipaddress, but bind every interface, public ones too.
+    if address.is_unspecified or address.is_multicast or address.is_reserved or not (
+            address.is_loopback or address.is_private or address in SHARED_SPACE):
+        raise ValueError(f"METRICS_ADDRESS must be one loopback or private address (the figures have no "
+                         f"token there), not {host}")
     return str(address), number
 
 
@@ -271,6 +313,12 @@ def metrics_server(app: Flask) -> Any:  # noqa: ANN401 - prometheus_client's ser
     address = parse_address(app.config.get("METRICS_ADDRESS"))
     if address is None:
         return None
-    server, _thread = start_http_server(address[1], addr=address[0], registry=registry(app))
+    try:
+        server, _thread = start_http_server(address[1], addr=address[0], registry=registry(app))
+    except OSError as exc:
+        # Another process of this host (the scheduler, another dispatcher) serves them
+        # already: the figures are the cluster's, one server per host is enough.
+        log.info("metrics not served from this process: %s:%d is taken (%s)", *address, exc.strerror)
+        return None
     log.info("metrics on http://%s:%d/metrics", *address)
     return server

@@ -48,7 +48,7 @@ def apply_report(delivery: Delivery | None, report: StatusReport, source: str, n
     status = TWILIO_STATUS.get(report.status)
     db.session.add(DeliveryEvent(
         delivery_id=delivery.id if delivery else None, provider_ref=report.provider_ref, source=source,
-        status=report.status[:16], error_code=str(report.error_code) if report.error_code else None,
+        provider=delivery.provider if delivery else None, status=report.status[:16], error_code=str(report.error_code) if report.error_code else None,
         received_at=now,
     ))
     if delivery is None or status is None:

@@ -42,7 +42,7 @@ def value(families: dict[str, list], name: str, **labels: str) -> float:
 
 def test_without_a_token_the_endpoint_is_not_there_and_a_wrong_one_is_refused(make_app):
     assert make_app().test_client().get("/metrics").status_code == 404
-    client = make_app(METRICS_TOKEN=TOKEN).test_client()
+    client = make_app(METRICS_TOKEN=TOKEN, METRICS_CACHE_SECONDS=0).test_client()
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 40}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": TOKEN}).status_code == 401
@@ -51,7 +51,7 @@ def test_without_a_token_the_endpoint_is_not_there_and_a_wrong_one_is_refused(ma
 def test_deliveries_queue_hand_off_receipts_and_provider_errors(serve, twilio):  # noqa: F811
     from flask import current_app
 
-    serve(METRICS_TOKEN=TOKEN)  # live: the fake Twilio posts its receipts to it
+    serve(METRICS_TOKEN=TOKEN, METRICS_CACHE_SECONDS=0)  # live: the fake Twilio posts its receipts to it
     app = current_app._get_current_object()
     ids = seed(5, categories={"weather": 1}, areas=["KOZY"])
     twilio.fail_number(phone_for(4), 21211)
@@ -79,7 +79,7 @@ def test_deliveries_queue_hand_off_receipts_and_provider_errors(serve, twilio): 
 
 
 def test_feeds_the_leader_and_the_dispatchers(make_app):
-    app = make_app(METRICS_TOKEN=TOKEN)
+    app = make_app(METRICS_TOKEN=TOKEN, METRICS_CACHE_SECONDS=0)
     now = utcnow()
     db.session.add_all([FeedHealth(feed="imgw_meteo", last_success_at=now - timedelta(minutes=31),
                                    consecutive_failures=3),
@@ -135,7 +135,7 @@ def test_a_public_or_malformed_metrics_address_stops_the_start(make_app, address
 
 
 def test_the_figures_leave_out_messages_older_than_the_window(make_app, twilio):
-    app = make_app(METRICS_TOKEN=TOKEN, METRICS_WINDOW_HOURS=1)
+    app = make_app(METRICS_TOKEN=TOKEN, METRICS_CACHE_SECONDS=0, METRICS_WINDOW_HOURS=1)
     seed(2, categories={"weather": 1}, areas=["KOZY"])
     old = alert(category="weather", level=2, channels=["sms"])
     lifecycle.publish(old)
@@ -152,7 +152,7 @@ def test_the_readme_s_alert_rules_name_figures_that_exist(serve, twilio):  # noq
 
     from flask import current_app
 
-    serve(METRICS_TOKEN=TOKEN)
+    serve(METRICS_TOKEN=TOKEN, METRICS_CACHE_SECONDS=0)
     app = current_app._get_current_object()
     db.session.add(FeedHealth(feed="imgw_meteo", last_success_at=utcnow(), consecutive_failures=0))
     db.session.commit()
@@ -165,3 +165,38 @@ def test_the_readme_s_alert_rules_name_figures_that_exist(serve, twilio):  # noq
     rules = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
     named = set(re.findall(r"\bsyrena_[a-z_]+", rules))
     assert len(named) >= 6 and named - exposed - {"syrena_provider_errors"} == set(), named - exposed
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9101", "[::]:9101", "fd00::1:9101", "224.0.0.1:9101"])
+def test_an_address_that_binds_every_interface_or_is_ambiguous_is_refused(make_app, address):
+    with pytest.raises(ConfigError, match="METRICS_ADDRESS"):
+        make_app(METRICS_ADDRESS=address)
+
+
+def test_a_second_process_on_the_host_goes_on_without_its_own_metrics_server(make_app):
+    import metrics
+
+    first = metrics.metrics_server(make_app(METRICS_ADDRESS="127.0.0.1:0"))
+    try:
+        port = first.server_address[1]
+        assert metrics.metrics_server(make_app(METRICS_ADDRESS=f"127.0.0.1:{port}")) is None
+        assert metrics.parse_address("[fd00::1]:9101") == ("fd00::1", 9101)
+        assert metrics.parse_address("100.100.1.2:9101") == ("100.100.1.2", 9101)  # a Tailscale mesh
+    finally:
+        first.shutdown()
+        first.server_close()
+
+
+def test_routine_messages_waiting_out_the_quiet_hours_are_not_a_queue_in_trouble(make_app, twilio):
+    from tests.test_quiet_hours_staff import quiet_now
+
+    app = make_app(METRICS_TOKEN=TOKEN, METRICS_CACHE_SECONDS=0, QUIET_HOURS=quiet_now()[0])
+    seed(2, categories={"events": 1, "weather": 1}, areas=["KOZY"])
+    lifecycle.publish(alert(category="events", level=None, channels=["sms"]))
+    lifecycle.publish(alert(category="weather", level=2, channels=["sms"]))
+    figures = scrape(app.test_client())
+    assert value(figures, "syrena_queue_depth", priority="0", due="quiet") == 2
+    assert value(figures, "syrena_queue_depth", priority="10", due="yes") == 2
+    db.session.execute(update(Delivery).where(Delivery.priority == 10).values(status="sent"))
+    db.session.commit()
+    assert value(scrape(app.test_client()), "syrena_queue_oldest_due_seconds") == 0
