@@ -301,6 +301,9 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         # profile supports (rso only when the profile enables it).
         "FEEDS": _str("FEEDS", ""),
         "FEED_INTERVAL_SECONDS": _int("FEED_INTERVAL_SECONDS", 300),
+        # IMGW's warnings every minute (with conditional requests and 10% jitter): a new
+        # warning is seen within about a minute of IMGW publishing it.
+        "IMGW_INTERVAL_SECONDS": _int("IMGW_INTERVAL_SECONDS", 60),
         # GIOŚ publishes hourly and rate-limits; every 30 minutes is plenty for a 24-hour mean.
         "GIOS_INTERVAL_SECONDS": _int("GIOS_INTERVAL_SECONDS", 1800),
         "FEED_TIMEOUT": _float("FEED_TIMEOUT", 10.0),

@@ -318,9 +318,9 @@ class Feed:
 
 
 FEEDS: dict[str, Feed] = {f.name: f for f in (
-    Feed("imgw-meteo", poll_imgw_meteo, "FEED_INTERVAL_SECONDS"),
+    Feed("imgw-meteo", poll_imgw_meteo, "IMGW_INTERVAL_SECONDS"),
     Feed("meteoalarm", poll_meteoalarm, "FEED_INTERVAL_SECONDS"),
-    Feed("imgw-hydro", poll_imgw_hydro, "FEED_INTERVAL_SECONDS"),
+    Feed("imgw-hydro", poll_imgw_hydro, "IMGW_INTERVAL_SECONDS"),
     Feed("gios", poll_gios, "GIOS_INTERVAL_SECONDS"),
     Feed("rso", poll_rso, "FEED_INTERVAL_SECONDS"),
 )}

@@ -190,6 +190,8 @@ def http_get(
     to a too-specific Accept header.
     """
     headers = {"User-Agent": user_agent, "Accept": accept}
+    key = (url, tuple(sorted((params or {}).items())))
+    headers.update(_conditional.headers(key))
     try:
         response = session.get(url, params=params, headers=headers, timeout=timeout)
     except requests.Timeout as exc:  # before ConnectionError: ConnectTimeout is both
@@ -198,6 +200,10 @@ def http_get(
         raise FeedError("http", f"redirect loop: {exc}", url=url) from exc
     except requests.RequestException as exc:
         raise FeedError("connection", f"{type(exc).__name__}: {exc}", url=url) from exc
+    if response.status_code == 304:
+        replayed = _conditional.replay(key, response)
+        if replayed is not None:
+            return replayed
     if not 200 <= response.status_code < 300:
         raise FeedError(
             "http",
@@ -205,7 +211,74 @@ def http_get(
             url=response.url or url,
             status=response.status_code,
         )
+    _conditional.remember(key, response)
     return response
+
+
+class _ConditionalGets:
+    """Conditional requests (RFC 9110 13.1): the last 2xx answer of each URL that carried an
+    ETag or a Last-Modified is kept, its validators go out with the next GET, and a 304 is
+    answered with that kept body, so the caller parses exactly what the feed still says.
+    Polling every minute then costs the feed a few headers while nothing changes. In this
+    process only (a restarted scheduler asks once in full); a few URLs, bounded."""
+
+    LIMIT = 32
+    MAX_BODY = 8 * 1024 * 1024
+
+    def __init__(self) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[Any, ...], requests.Response] = OrderedDict()
+
+    def headers(self, key: tuple[Any, ...]) -> dict[str, str]:
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is None:
+            return {}
+        out = {}
+        if kept.headers.get("ETag"):
+            out["If-None-Match"] = kept.headers["ETag"]
+        if kept.headers.get("Last-Modified"):
+            out["If-Modified-Since"] = kept.headers["Last-Modified"]
+        return out
+
+    def remember(self, key: tuple[Any, ...], response: requests.Response) -> None:
+        if not (response.headers.get("ETag") or response.headers.get("Last-Modified")):
+            with self._lock:
+                self._kept.pop(key, None)
+            return
+        if len(response.content) > self.MAX_BODY:
+            return
+        with self._lock:
+            self._kept[key] = response
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.LIMIT:
+                self._kept.popitem(last=False)
+
+    def replay(self, key: tuple[Any, ...], not_modified: requests.Response) -> requests.Response | None:
+        """The kept answer for a 304 (None: nothing kept, so the 304 is an error)."""
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is None:
+            return None
+        replayed = requests.Response()
+        replayed.status_code = kept.status_code
+        replayed._content = kept.content  # noqa: SLF001 - how a Response is built from a body
+        replayed.headers = kept.headers.copy()
+        replayed.headers.update({k: v for k, v in not_modified.headers.items() if k in ("ETag", "Date")})
+        replayed.encoding = kept.encoding
+        replayed.url = kept.url
+        replayed.reason = "Not Modified (kept body)"
+        return replayed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+_conditional = _ConditionalGets()
 
 
 def decode_json(body: bytes | str, *, url: str | None = None) -> Any:
@@ -246,3 +319,8 @@ def parse_local_datetime(text: Any) -> datetime:
             continue
         return naive.replace(tzinfo=WARSAW, fold=0).astimezone(UTC)
     raise ValueError(f"unrecognised local date {text!r}")
+
+
+def forget_validators() -> None:
+    """Drop every kept answer: the next GET of each feed is unconditional."""
+    _conditional.clear()

@@ -510,3 +510,32 @@ def test_after_one_imgw_timeout_a_lagging_meteoalarm_withdraws_nothing_imgw_anno
     report = poll_meteoalarm()
     assert report.withdrawn == []
     assert db.session.scalar(select(FeedWarning.state)) == "active"
+
+
+def test_imgw_is_polled_every_minute_with_conditional_requests(feed_app, feeds, meteo, twilio):
+    """A poll a minute costs IMGW a few headers while nothing changes: the kept answer is
+    parsed again (no warning withdrawn, nothing sent twice), and a change is seen at once."""
+    from providers.feeds import forget_validators
+    from scheduler import jobs
+
+    forget_validators()
+    feeds.etags = True
+    kozy_residents()
+    try:
+        first = poll_imgw_meteo()
+        assert len(first.new) == 1 and feeds.conditional == []
+        again = poll_imgw_meteo()
+        assert feeds.conditional == [METEO]  # answered 304, with the kept body parsed
+        assert again.found == first.found and again.relevant == 1 and not again.new and not again.withdrawn
+        health = db.session.get(FeedHealth, "imgw-meteo")
+        assert health.consecutive_failures == 0 and health.last_success_at is not None
+        # IMGW adds a warning: the new body has a new ETag, so it comes in full.
+        changed = dict(meteo[0], id="NEW-KOZY-1", nazwa_zdarzenia="Burze z gradem", stopien="2")
+        feeds.serve(METEO, [*meteo, changed])
+        assert len(poll_imgw_meteo().new) == 1 and feeds.conditional == [METEO]
+    finally:
+        feeds.etags = False
+        forget_validators()
+    by_id = {job.id: job for job in jobs(feed_app)}
+    assert by_id["feed:imgw-meteo"].seconds == 60 and by_id["feed:imgw-meteo"].jitter == 6
+    assert by_id["feed:imgw-hydro"].seconds == 60 and by_id["feed:meteoalarm"].seconds == 300

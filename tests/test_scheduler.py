@@ -108,7 +108,8 @@ def test_only_one_scheduler_runs_the_jobs_and_a_second_takes_over_when_the_first
     env = scheduler_env(app)
     # Both schedulers are told to poll IMGW (the fake) once an hour: a leader polls once at
     # start, a scheduler standing by never.
-    env.update({"FEEDS": "imgw-meteo", "IMGW_API_BASE": feeds.base_url, "FEED_INTERVAL_SECONDS": "3600"})
+    env.update({"FEEDS": "imgw-meteo", "IMGW_API_BASE": feeds.base_url, "FEED_INTERVAL_SECONDS": "3600",
+                "IMGW_INTERVAL_SECONDS": "3600"})
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     processes: list[subprocess.Popen] = []
     try:

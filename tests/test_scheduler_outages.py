@@ -50,7 +50,7 @@ class FeedsByAgent(FeedServer):
 
 def polling_env(app, feeds: FeedsByAgent, agent: str) -> dict[str, str]:
     env = scheduler_env(app)
-    env.update({"FEEDS": "imgw-meteo", "IMGW_API_BASE": feeds.base_url, "FEED_INTERVAL_SECONDS": "1",
+    env.update({"FEEDS": "imgw-meteo", "IMGW_API_BASE": feeds.base_url, "FEED_INTERVAL_SECONDS": "1", "IMGW_INTERVAL_SECONDS": "1",
                 "FEED_USER_AGENT": agent, "SCHEDULER_LEASE_SECONDS": str(LEASE),
                 "SCHEDULER_POLL_SECONDS": str(POLL)})
     return env

@@ -2,7 +2,9 @@
 
 Serves the real recorded payloads from tests/fixtures/feeds by default, at the same paths as the
 real services, so the real providers (requests) fetch from it. Each path can be told to
-answer something else: another body, an HTTP error, an HTML page, or a slow answer.
+answer something else: another body, an HTTP error, an HTML page, or a slow answer, and
+to validate like a caching server (`etags = True`: an ETag per body, 304 to a matching
+If-None-Match; `conditional` counts those).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class FeedServer:
         self._lock = threading.Lock()
         self._routes: dict[str, tuple[int, bytes, str, float]] = {}
         self.requests: list[str] = []
+        self.etags = False
+        self.conditional: list[str] = []  # paths answered 304
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-feeds")
@@ -55,6 +59,8 @@ class FeedServer:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.etags = False
+            self.conditional.clear()
             self._routes = {
                 METEO: (200, sample("imgw_warningsmeteo_sample.json"), "application/json", 0.0),
                 HYDRO: (200, sample("imgw_warningshydro_sample.json"), "application/json", 0.0),
@@ -85,4 +91,14 @@ class FeedServer:
         status, body, content_type, delay = route
         if delay:
             time.sleep(delay)
+        if self.etags and status == 200:
+            import hashlib
+
+            tag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            if request.headers.get("If-None-Match") == tag:
+                with self._lock:
+                    self.conditional.append(request.path)
+                return Response(status=304, headers={"ETag": tag})(environ, start_response)
+            return Response(body, status=200, content_type=content_type,
+                            headers={"ETag": tag})(environ, start_response)
         return Response(body, status=status, content_type=content_type)(environ, start_response)
