@@ -32,6 +32,16 @@ def create_app_or_exit() -> Flask:
         raise SystemExit(3) from None
 
 
+def engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy's engine options. Behind PgBouncer in transaction mode (DATABASE_POOLER=
+    pgbouncer) a transaction may run on another server connection than the last one, where
+    psycopg's prepared statements do not exist: they are turned off."""
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if str(config.get("DATABASE_POOLER") or "").strip().lower() == "pgbouncer":
+        options["connect_args"] = {"prepare_threshold": None}
+    return options
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app. A setting or profile it cannot run with raises ConfigError, whose
     one-line message names the setting (or file and field) and what would be right."""
@@ -40,7 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     check_settings(app.config)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config))
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a slow resident must not lose the form
     # Flask defines these keys (SameSite as None), so setdefault would not apply: set them
     # unless a deployment or test chose a value.

@@ -170,6 +170,8 @@ def load_config(env: str | None = None) -> dict[str, Any]:
         "SYRENA_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": _str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'syrena.db'}"),
+        # "pgbouncer" when DATABASE_URL points at PgBouncer in transaction mode (app.engine_options).
+        "DATABASE_POOLER": _str("DATABASE_POOLER", ""),
         # Which municipality profile to load: a name under municipalities/ or a path to a TOML file.
         "SYRENA_MUNICIPALITY": _str("SYRENA_MUNICIPALITY", "kozy"),
         # Absolute base of the links we put into SMS and push (manage link, alert page).
@@ -432,6 +434,9 @@ def check_settings(config: dict[str, Any]) -> None:
     if token and env != "testing" and len(str(token)) < 32:
         raise ConfigError("METRICS_TOKEN must be at least 32 characters (a scrape token is a password); "
                           f"make one with: {MAKE_A_KEY}")
+    pooler = str(config.get("DATABASE_POOLER") or "").strip().lower()
+    if pooler not in ("", "pgbouncer"):
+        raise ConfigError(f"DATABASE_POOLER must be pgbouncer (or unset: a direct connection), not {pooler!r}")
     for name in ("MAX_CONTENT_LENGTH", "MAX_JSON_DEPTH"):
         value = config.get(name)
         if value is not None and (not isinstance(value, int) or value < 1):
