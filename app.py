@@ -107,7 +107,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     import alerts.models  # noqa: F401
     import alerts.routing  # noqa: F401  (the SMS split)
     import leader_lease  # noqa: F401  (the scheduler's lease)
-    import metrics  # noqa: F401  (the dispatchers' heartbeats)
+    import metrics  # noqa: F401  (the dispatchers' heartbeats; GET /metrics)
     import rollcall.gdpr  # noqa: F401  (roll-call answers in the export, gone with erasure)
     import rollcall.models  # noqa: F401
     import staff.audit  # noqa: F401
@@ -155,8 +155,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_registration.bp)
 
     app.register_blueprint(admin_recipients.bp)
-    import metrics
-
     app.register_blueprint(metrics.bp)
     from admin import rollcall as admin_rollcall
 
