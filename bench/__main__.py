@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: run fanout, dispatch, calls, smsapi, memory and public in turn, one at a time.
+"""`python -m bench [--quick]`: run fanout, claim, dispatch, calls, smsapi, memory and public in turn, one at a time.
 
 Prints a short header, then one line per figure (ours, the baseline measured in the same
 run, the ratio, the target and PASS/MISS); progress goes to stderr. `--quick` divides every
@@ -22,6 +22,9 @@ Medians of 3 runs, ours and the baseline alternating; fixtures are built and fre
   fanout   publish(alert) to {fanout:,} matching residents (SQLite file, WAL; PostgreSQL) vs the same
            rows written by one hand-written INSERT ... SELECT on the raw DBAPI connection.
            Ratio = our time / raw time, target <= 1.5x.
+  claim    the claim's query on an outbox just filled with {claim:,} due SMS, before any ANALYZE (PostgreSQL),
+           under the dispatcher's plan guard, vs the same query after ANALYZE. Ratio = ours / analyzed,
+           target <= 2x; the unguarded query on the stale statistics and 8 dispatchers at once beside it.
   dispatch SMS/s through the Dispatcher's sliding window (what run_forever runs: 32 threads, a
            window of 128 calls, real twilio SDK, SQLite), and through run_once() batches of 200, to
            the fake Twilio API in its own process, vs a bare keep-alive requests.Session (32
@@ -65,15 +68,15 @@ def main(argv: list[str] | None = None) -> int:
 
     start_launcher()  # before anything grows: see its docstring (ru_maxrss is inherited)
 
-    from bench import calls, dispatch, fanout, memory, public_pages, smsapi
+    from bench import calls, claim, dispatch, fanout, memory, public_pages, smsapi
 
     scale = 10 if args.quick else 1
     print(HEADER.format(mode="quick: counts / 10, smoke run only" if args.quick else "full",
-                        machine=_machine(), fanout=fanout.FULL_COUNT // scale,
+                        machine=_machine(), fanout=fanout.FULL_COUNT // scale, claim=claim.FULL_COUNT // scale,
                         memory=memory.FULL_RESIDENTS // scale, dispatched=memory.FULL_DISPATCHED // scale),
           flush=True)
     benchmarks: list[tuple[str, Callable[[bool], list[str]]]] = [
-        ("fanout", fanout.main), ("dispatch", dispatch.main), ("calls", calls.main), ("smsapi", smsapi.main),
+        ("fanout", fanout.main), ("claim", claim.main), ("dispatch", dispatch.main), ("calls", calls.main), ("smsapi", smsapi.main),
         ("memory", memory.main),
         ("public", public_pages.main)]
     missed = False

@@ -436,3 +436,29 @@ def test_a_batch_is_small_enough_to_be_sent_before_it_looks_stale(make_app):
     dispatcher = Dispatcher(app)
     assert dispatcher.batch_size == 60  # 1 SMS/s for at most half the stale time
     dispatcher.close()
+
+
+def test_the_claim_walks_its_index_in_order_on_an_outbox_filled_since_the_last_analyze(app):
+    """PostgreSQL plans the claim from the table's statistics; on an outbox filled after the
+    last ANALYZE it would read and sort every pending row. The dispatcher's plan guard makes
+    it walk ix_delivery_claim and stop after one batch (bench/claim.py times it)."""
+    from alerts.dispatcher import claim_plan_guard
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the plan guard is PostgreSQL's; SQLite's plan is checked above")
+    db.session.execute(text("ANALYZE delivery"))  # statistics of an empty outbox
+    db.session.commit()
+    seed(30_000, categories={"weather": 1}, areas=["KOZY"])
+    lifecycle.publish(alert(level=2))
+    dispatcher = Dispatcher(app)
+    try:
+        compiled = dispatcher.due(utcnow()).compile(db.engine)
+        claim_plan_guard()
+        cursor = db.session.connection().connection.dbapi_connection.cursor()
+        cursor.execute("EXPLAIN " + str(compiled), compiled.params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        db.session.rollback()
+        assert "Index Scan using ix_delivery_claim" in plan and "Sort" not in plan, plan
+        assert len(dispatcher.claim(utcnow())) == 200
+    finally:
+        dispatcher.close()
