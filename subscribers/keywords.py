@@ -155,8 +155,9 @@ def _answers_roll_call(subscriber: Subscriber, body: str, action: str, argument:
     a sign-up to a village ("START KOZY", not "Tak, dziękuję") or a START from a resident who
     left (they want their messages back)."""
     words = re.sub(r"[^A-Z0-9 ]", " ", transliterate(body).upper()).split()
-    if words and len(words) <= 2 and (words[0] in PLAIN_STOP_WORDS or "".join(words) in PLAIN_STOP_WORDS
-                                      or words[0].startswith(STOP_PREFIXES)):
+    # An opt-out stays an opt-out however it goes on ("STOP, nie chcę tych SMS").
+    if words and (words[0] in PLAIN_STOP_WORDS or "".join(words[:2]) in PLAIN_STOP_WORDS
+                  or words[0].startswith(STOP_PREFIXES)):
         return False
     m = current_app.extensions["municipality"]
     if action == "start" and (argument and m.area(argument) is not None or subscriber.status != ACTIVE):

@@ -358,7 +358,8 @@ def test_a_resident_reading_ukrainian_is_asked_and_answers_in_ukrainian(make_app
 @pytest.mark.parametrize("body,answer,status", [
     ("Nie, woda w domu", HELP, "active"), ("Nie", HELP, "active"), ("Tak, dziękuję", SAFE, "active"),
     ("Tak jestem", SAFE, "active"), ("Koniec świata, zalało nas", UNCLEAR, "active"), ("STOP", None, "opted_out"),
-    ("Rezygnuję", None, "opted_out"), ("START KOZY", None, "active")])
+    ("Rezygnuję", None, "opted_out"), ("STOP, nie chcę tych SMS", None, "opted_out"),
+    ("Stop sms", None, "opted_out"), ("START KOZY", None, "active")])
 def test_while_a_roll_call_asks_words_that_look_like_keywords_are_answers(make_app, twilio, body, answer, status):
     app = make_app()
     boss = make_staff("approver")
