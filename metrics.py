@@ -97,16 +97,6 @@ def forget(engine: Engine, worker: str) -> None:
         pass
 
 
-def _quiet_now(app: Flask, now: datetime) -> bool:
-    from zoneinfo import ZoneInfo
-
-    from municipality import in_quiet_hours, quiet_hours
-
-    municipality = app.extensions["municipality"]
-    hours = quiet_hours(app.config.get("QUIET_HOURS"), municipality)
-    return in_quiet_hours(hours, now.astimezone(ZoneInfo(municipality.timezone)).time())
-
-
 def _seconds(later: Any, earlier: Any) -> Any:  # noqa: ANN401 - SQL expressions
     """`later - earlier` in seconds, in SQL, on either database."""
     if db.engine.dialect.name == "postgresql":
@@ -168,7 +158,9 @@ class DatabaseCollector:
 
         # Due as the dispatcher's claim sees it: in the quiet hours a routine message waits.
         due = Delivery.next_attempt_at <= now
-        if _quiet_now(self.app, now):
+        from alerts import quiet
+
+        if quiet.holds(now):
             from alerts.outbox import QUIET_HOURS_MIN_PRIORITY
 
             deferred = and_(due, Delivery.priority < QUIET_HOURS_MIN_PRIORITY)

@@ -27,6 +27,13 @@ def hours() -> tuple[time, time] | None:
     return quiet_hours(current_app.config.get("QUIET_HOURS"), current_app.extensions["municipality"])
 
 
+def holds(at: datetime) -> bool:
+    """Whether the quiet hours hold routine messages at `at` (what the dispatcher's claim obeys)."""
+    span = hours()
+    zone = ZoneInfo(current_app.extensions["municipality"].timezone)
+    return span is not None and in_quiet_hours(span, at.astimezone(zone).time())
+
+
 def held_until(alert: Alert, at: datetime) -> datetime | None:
     """When a message published at `at` would start to go out, if the quiet hours hold it
     (the end of the quiet hours, aware UTC); None when it goes out at once."""

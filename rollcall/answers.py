@@ -18,6 +18,7 @@ from sqlalchemy import and_, case, exists, or_, select, update
 from alerts.sms_text import transliterate
 from alerts.models import PENDING, SKIPPED, Delivery
 from db import db, utcnow
+from rollcall.match import carriers
 from rollcall.models import HELP, SAFE, UNCLEAR, RollCall, RollCallAnswer, RollCallMember
 
 # An SMS counts as an answer for a roll-call still open and started this long ago at most,
@@ -98,8 +99,6 @@ def record(member: RollCallMember, answer: str, text: str | None, via: str, *, s
     if counted and previous is None:
         # Answered: their SMS or call still waiting (a call's next attempt above all) is not
         # needed any more.
-        from rollcall.service import carriers
-
         db.session.execute(
             update(Delivery).where(Delivery.alert_id.in_(carriers(member.roll_call_id)),
                                    Delivery.subscriber_id == member.subscriber_id, Delivery.status == PENDING)

@@ -24,6 +24,7 @@ from i18n import translate
 from municipality import LANGUAGES
 from locks import sqlite_write_lock
 from rollcall import answers
+from rollcall.match import carriers
 from rollcall.models import HOW, SOURCE, VIA_STAFF, RollCall, RollCallMember
 from rollcall.text import default_question
 from staff import audit
@@ -124,20 +125,15 @@ def start(staff: Any, question: str, areas: list[str] | None, groups: list[str] 
 
 
 def _claim_wave(roll_call_id: int) -> int:
-    """The next wave's number, claimed by one conditional UPDATE (two re-sends at once make
-    two waves, each numbered once; neither is lost or doubled)."""
-    while True:
-        current = db.session.scalar(select(RollCall.waves).where(RollCall.id == roll_call_id))
-        if current is None:
-            raise RollCallError("not_found")
-        done = db.session.execute(
-            update(RollCall).where(RollCall.id == roll_call_id, RollCall.waves == current,
-                                   RollCall.closed_at.is_(None))
-            .values(waves=current + 1).execution_options(synchronize_session=False)).rowcount
-        if done == 1:
-            return current + 1
-        if db.session.scalar(select(RollCall.closed_at).where(RollCall.id == roll_call_id)) is not None:
-            raise RollCallError("closed")
+    """The next wave's number, claimed by one UPDATE ... RETURNING of an open roll-call (two
+    re-sends at once make two waves, each numbered once; neither is lost or doubled)."""
+    wave = db.session.execute(
+        update(RollCall).where(RollCall.id == roll_call_id, RollCall.closed_at.is_(None))
+        .values(waves=RollCall.waves + 1).returning(RollCall.waves)
+        .execution_options(synchronize_session=False)).scalar()
+    if wave is None:
+        raise RollCallError("closed")
+    return wave
 
 
 def _schedule_wave(roll_call: RollCall, staff_id: int, now: datetime, at: datetime) -> Alert:
@@ -166,11 +162,6 @@ def resend(staff: Any, roll_call: RollCall, after_minutes: int, now: datetime | 
                  wave=alert.meta["wave"], after_minutes=after_minutes, queued=counts)
     db.session.commit()
     return alert
-
-
-def carriers(roll_call_id: int):  # noqa: ANN201 - a Select
-    """Ids of the alerts that asked this roll-call's question (every wave)."""
-    return select(Alert.id).where(Alert.source == SOURCE, Alert.external_id.startswith(f"{SOURCE}:{roll_call_id}:"))
 
 
 def close(staff: Any, roll_call: RollCall, now: datetime | None = None) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import and_, case, exists, func, select
 
 from alerts.models import DELIVERED, PENDING, SENDING, SENT, UNCERTAIN, Delivery
 from db import db
+from rollcall.match import carriers
 from rollcall.models import HELP, SAFE, UNCLEAR, RollCall, RollCallAnswer, RollCallMember
 from staff.models import StaffUser
 from subscribers.models import Subscriber
@@ -46,8 +47,6 @@ class Count:
 
 
 def carrier_ids(roll_call_id: int) -> list[int]:
-    from rollcall.service import carriers
-
     return list(db.session.scalars(carriers(roll_call_id)))
 
 
